@@ -1,0 +1,40 @@
+# twofa — the targets a newcomer can guess.
+#   make run     run the service on embedded SQLite
+#   make test    everything CI runs: installs test tools, gofmt, vet, race tests
+#   make bench   benchmarks
+#   make fuzz    every fuzz target for FUZZTIME each
+#   make lint    gofmt, vet and static checks
+
+GO       ?= go
+FUZZTIME ?= 30s
+# CI's PostgreSQL; override to use another, or set empty to skip those tests
+# outside of make test.
+TWOFA_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+export TWOFA_TEST_POSTGRES_DSN
+
+.PHONY: run test test-deps check-fmt vet bench fuzz fuzz-short lint
+
+run:
+	$(GO) run ./cmd/twofa serve
+
+test: test-deps check-fmt vet
+	TWOFA_TEST_REQUIRE_ALL=1 $(GO) test -race -count=1 ./...
+	FUZZTIME=3s bash scripts/fuzz.sh
+
+test-deps:
+	bash scripts/install-test-deps.sh
+
+check-fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt: run gofmt -w on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
+
+lint: check-fmt vet
