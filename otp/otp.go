@@ -158,8 +158,7 @@ var pow10 = [...]uint32{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 1000
 
 // Key is a secret with its parameters and precomputed HMAC state.
 type Key struct {
-	p   Params
-	mod uint32 // 10^digits
+	p Params
 
 	mu  sync.Mutex // guards the fields below, the scratch state of one HMAC
 	mac hash.Hash
@@ -176,7 +175,7 @@ func NewKey(secret []byte, p Params) (*Key, error) {
 	if len(secret) < MinSecretSize {
 		return nil, ErrSecretTooShort
 	}
-	k := &Key{p: p, mod: pow10[p.Digits], mac: hmac.New(p.Algorithm.new(), secret)}
+	k := &Key{p: p, mac: hmac.New(p.Algorithm.new(), secret)}
 	// hmac keeps the padded key states and restores them on Reset.
 	k.mac.Reset()
 	return k, nil
@@ -202,7 +201,14 @@ func (k *Key) value(counter uint64) uint32 {
 	sum := k.mac.Sum(k.sum[:0])
 	off := sum[len(sum)-1] & 0x0f // dynamic truncation, RFC 4226 §5.3
 	v := binary.BigEndian.Uint32(sum[off:off+4]) & 0x7fffffff
-	return v % k.mod
+	// Constant divisors compile to multiplications; this is the hot path.
+	switch k.p.Digits {
+	case 6:
+		return v % 1000000
+	case 7:
+		return v % 10000000
+	}
+	return v % 100000000
 }
 
 // AppendHOTP appends the HOTP code for counter to dst.

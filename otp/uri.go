@@ -54,6 +54,11 @@ func (u *URI) Validate() error {
 	if strings.Contains(u.Account, ":") || strings.Contains(u.Issuer, ":") {
 		return uriErr("issuer and account name must not contain a colon")
 	}
+	// Apps trim these, and the label format allows spaces after the colon,
+	// so they would not survive a round trip.
+	if strings.TrimSpace(u.Account) != u.Account || strings.TrimSpace(u.Issuer) != u.Issuer {
+		return uriErr("issuer and account name must not begin or end with a space")
+	}
 	if len(u.Secret) < MinSecretSize {
 		return uriErr("secret must be at least %d bytes", MinSecretSize)
 	}

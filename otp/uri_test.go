@@ -59,6 +59,8 @@ func TestURI_FormatErrors(t *testing.T) {
 		{"ColonInIssuer", URI{Type: TypeTOTP, Issuer: "a:b", Account: "c", Secret: secret}},
 		{"ColonInAccount", URI{Type: TypeTOTP, Issuer: "a", Account: "b:c", Secret: secret}},
 		{"EmptyAccount", URI{Type: TypeTOTP, Secret: secret}},
+		{"LeadingSpaceAccount", URI{Type: TypeTOTP, Issuer: "I", Account: " a", Secret: secret}},
+		{"TrailingSpaceIssuer", URI{Type: TypeTOTP, Issuer: "I ", Account: "a", Secret: secret}},
 		{"ShortSecret", URI{Type: TypeTOTP, Account: "a", Secret: secret[:10]}},
 		{"BadType", URI{Type: "sotp", Account: "a", Secret: secret}},
 		{"BadDigits", URI{Type: TypeTOTP, Account: "a", Secret: secret, Params: Params{Digits: 10}}},

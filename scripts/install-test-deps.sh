@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs the outside tools that the tests use (see internal/testenv): on a
+# fresh Debian 12 machine as root. Idempotent and quick when all is present;
+# prints one line per thing it installs and exits non-zero on failure.
+#
+#   oathtool, zbarimg, pyotp (Debian's, for /usr/bin/python3)  via apt-get
+#   otplib, pinned in otp/testdata/interop/node/package-lock.json via npm ci
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+node_dir=$root/otp/testdata/interop/node
+min_node=20.19.0 # @noble/hashes, a dependency of otplib 13, needs it
+
+have_pyotp() {
+	/usr/bin/python3 -c 'import pyotp' 2>/dev/null || python3 -c 'import pyotp' 2>/dev/null
+}
+
+node_ok() {
+	command -v node >/dev/null && command -v npm >/dev/null &&
+		node -e 'const [a,b,c]=process.versions.node.split(".").map(Number), [x,y,z]=process.argv[1].split(".").map(Number);
+		process.exit(a!==x ? +(a<x) : b!==y ? +(b<y) : +(c<z))' "$min_node"
+}
+
+# apt packages, by the command or module that shows each is there.
+missing=()
+command -v oathtool >/dev/null || missing+=(oathtool)
+command -v zbarimg >/dev/null || missing+=(zbar-tools)
+have_pyotp || missing+=(python3-pyotp)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+if ((${#missing[@]})); then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null
+	for p in "${missing[@]}"; do
+		echo "install-test-deps: installing $p (apt-get)"
+		apt-get install -y -qq --no-install-recommends "$p" >/dev/null
+	done
+fi
+if ! node_ok; then
+	echo "install-test-deps: node >= $min_node and npm are needed for otplib; have node $(node --version 2>/dev/null || echo none)" >&2
+	exit 1
+fi
+
+# otplib: reinstall from the lockfile unless the versions package.json pins are there.
+pinned() {
+	node -e 'const dir = process.argv[1], deps = require(dir + "/package.json").dependencies;
+	for (const [name, want] of Object.entries(deps)) {
+		let got; try { got = require(dir + "/node_modules/" + name + "/package.json").version } catch {}
+		if (got !== want) process.exit(1);
+	}' "$node_dir"
+}
+if ! pinned; then
+	echo "install-test-deps: installing otplib into ${node_dir#"$root"/}/node_modules (npm ci)"
+	(cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	pinned || { echo "install-test-deps: npm ci did not install the pinned otplib" >&2; exit 1; }
+fi

@@ -1,0 +1,179 @@
+package twofa
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps twofa's state. Every method is atomic: it happens in one
+// database transaction, or not at all. The atomic steps that security rests
+// on happen in the database, not in the Service, so that any number of
+// processes sharing one database behave as one: a time step is accepted at
+// most once (compare-and-set), a backup code is spent at most once, and an
+// attempt is counted before it is checked.
+//
+// Errors: methods return the sentinels of this package (ErrNotFound,
+// ErrReplayed, ErrDeviceLimit, ErrExpired, LockedError), wrapped or not, for
+// the outcomes they document, and other errors for failures of the store.
+//
+// Audit events passed to a method are appended in the same transaction as
+// its change and are linked into the chain there (AuditEvent.Link), with the
+// log's head held so that concurrent writers, even in other processes,
+// never fork the chain. A nil event appends nothing. When a method returns
+// an error, nothing it was given is written.
+//
+// Times are kept at microsecond precision.
+type Store interface {
+	DeviceStore
+	AttemptStore
+	BackupCodeStore
+	LimitStore
+	AuditStore
+	SecretStore
+}
+
+// DeviceStore keeps users and their devices.
+type DeviceStore interface {
+	// User returns the user with all their devices (oldest first) and the
+	// number of their unused backup codes. ErrNotFound if the store has
+	// never seen the user.
+	User(ctx context.Context, ref UserRef) (*User, error)
+
+	// CreateDevice adds the pending device d, creating its user if needed.
+	// Expired pending devices of the user (ExpiresAt <= now) are deleted
+	// first and returned, so the caller can record their expiry. Returns
+	// ErrDeviceLimit, adding nothing, when the user already has max devices
+	// (active, or pending and unexpired).
+	CreateDevice(ctx context.Context, d *Device, max int, now time.Time, e *AuditEvent) (expired []*Device, err error)
+
+	// ActivateDevice confirms a pending device. See Activation.
+	// ErrNotFound when the user has no such pending device; ErrExpired,
+	// after deleting the device, when it expired (ExpiresAt <= Now).
+	ActivateDevice(ctx context.Context, a Activation) (issued bool, err error)
+
+	// DeleteDevice deletes one device of the user. ErrNotFound.
+	DeleteDevice(ctx context.Context, ref UserRef, deviceID string, e *AuditEvent) error
+
+	// DeleteFactors deletes all of the user's devices and backup codes,
+	// keeping the user's failure count and lock. ErrNotFound.
+	DeleteFactors(ctx context.Context, ref UserRef, e *AuditEvent) error
+
+	// DeleteExpired deletes every pending device that expired at or before
+	// now and returns them.
+	DeleteExpired(ctx context.Context, now time.Time) ([]*Device, error)
+}
+
+// Activation is a confirmed enrollment.
+type Activation struct {
+	Ref      UserRef
+	DeviceID string
+	Step     uint64 // the confirmed code's step: becomes LastStep, burning the code
+	Now      time.Time
+	// BackupCodes are hashes of a first set of backup codes, stored only if
+	// the user has no unused backup code; ActivateDevice reports whether it
+	// stored them.
+	BackupCodes [][]byte
+	Event       *AuditEvent // enrollment confirmed
+	IssueEvent  *AuditEvent // backup codes issued; appended only when they are
+}
+
+// AttemptStore counts attempts, accepts time steps and locks users out.
+type AttemptStore interface {
+	// BeginAttempt counts one attempt for the user before it is checked, so
+	// that parallel guesses cannot outrun the lockout. If the user is locked
+	// at now it returns a LockedError with LockedUntil and counts nothing.
+	// Otherwise it increments the consecutive failure count and sets the
+	// lock to lockUntil(newCount, now) when that is after now, which a
+	// successful check then clears (AcceptStep, ConsumeBackupCode). It
+	// returns the new count. ErrNotFound if the user is unknown.
+	BeginAttempt(ctx context.Context, ref UserRef, now time.Time, lockUntil func(failures int, now time.Time) time.Time) (failures int, err error)
+
+	// AcceptStep accepts a TOTP step for an active device, atomically: only
+	// if a.Step is greater than the device's LastStep (compare-and-set), it
+	// sets LastStep, Drift and LastUsedAt, forgets any pending resync, and,
+	// if a.ResetFailures, clears the user's failure count and lock.
+	// ErrReplayed, changing nothing, when the step is not newer;
+	// ErrNotFound when the device is not an active device of the user.
+	AcceptStep(ctx context.Context, a StepAcceptance) error
+
+	// SetResync remembers the first code of a resync pair for the device.
+	// ErrNotFound.
+	SetResync(ctx context.Context, ref UserRef, deviceID string, step uint64, at time.Time, e *AuditEvent) error
+
+	// Unlock clears the user's failure count and lock. ErrNotFound.
+	Unlock(ctx context.Context, ref UserRef, e *AuditEvent) error
+}
+
+// StepAcceptance is a TOTP step to accept.
+type StepAcceptance struct {
+	Ref           UserRef
+	DeviceID      string
+	Step          uint64
+	Drift         int
+	Now           time.Time
+	ResetFailures bool
+	Event         *AuditEvent
+}
+
+// BackupCodeStore keeps hashed backup codes.
+type BackupCodeStore interface {
+	// ConsumeBackupCode spends the user's unused backup code with this
+	// hash, atomically: of any number of concurrent calls with one code,
+	// exactly one succeeds. It clears the user's failure count and lock and
+	// returns how many unused codes remain. ErrNotFound when no unused code
+	// has the hash.
+	ConsumeBackupCode(ctx context.Context, ref UserRef, hash []byte, now time.Time, e *AuditEvent) (remaining int, err error)
+
+	// ReplaceBackupCodes replaces all of the user's backup codes, used or
+	// not, with a new set. ErrNotFound if the user is unknown.
+	ReplaceBackupCodes(ctx context.Context, ref UserRef, hashes [][]byte, now time.Time, e *AuditEvent) error
+}
+
+// LimitStore counts events in fixed time windows, for rate limits that
+// every process shares.
+type LimitStore interface {
+	// Hit counts one event for key in the window of the given length that
+	// contains now (windows start at multiples of the length since the
+	// Unix epoch) and returns the count in that window, this one included.
+	Hit(ctx context.Context, key string, window time.Duration, now time.Time) (int, error)
+}
+
+// AuditStore keeps the audit log.
+type AuditStore interface {
+	// AppendAudit appends events, in order, in one transaction.
+	AppendAudit(ctx context.Context, events ...*AuditEvent) error
+
+	// AuditEvents returns events matching f in Seq order.
+	AuditEvents(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)
+}
+
+// SecretStore keeps sealed values and lets the Service re-seal them under a
+// new master key while serving.
+type SecretStore interface {
+	// InitSetting stores value under name unless a value is stored
+	// already, and returns the stored value: of several processes starting
+	// at once, all end up with the same one.
+	InitSetting(ctx context.Context, name string, value []byte) ([]byte, error)
+
+	// SealedSecrets returns up to limit sealed values whose key ID is not
+	// keyID, ordered by Ref, after the Ref after ("" for the start).
+	SealedSecrets(ctx context.Context, keyID uint32, after string, limit int) ([]SealedSecret, error)
+
+	// ReplaceSealed replaces a sealed value with blob, under key ID keyID,
+	// only if it still equals s.Blob (compare-and-set), and reports whether
+	// it did. A value deleted or changed meanwhile is left alone.
+	ReplaceSealed(ctx context.Context, s SealedSecret, blob []byte, keyID uint32) (bool, error)
+
+	// CountSealed returns the number of sealed values, and of those not
+	// under keyID.
+	CountSealed(ctx context.Context, keyID uint32) (total, stale int, err error)
+}
+
+// SealedSecret is a sealed value and what its associated data is made of.
+type SealedSecret struct {
+	Ref     string // opaque, unique and ordered: "device:<id>" or "setting:<name>"
+	Setting string // the setting's name, for settings
+	Device  *Device
+	Blob    []byte
+	KeyID   uint32
+}
