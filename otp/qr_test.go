@@ -116,4 +116,3 @@ func TestQR_Errors(t *testing.T) {
 		t.Errorf("String shows content: %s", q)
 	}
 }
-
