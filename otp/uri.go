@@ -189,12 +189,14 @@ func ParseURI(s string) (*URI, error) {
 	if err != nil {
 		return nil, uriErr("malformed label")
 	}
+	// Spaces around the issuer and account are trimmed, as apps do (and
+	// the label format allows spaces after the colon).
 	switch parts := strings.Split(label, ":"); len(parts) {
 	case 1:
-		u.Account = parts[0]
+		u.Account = strings.TrimSpace(parts[0])
 	case 2:
-		u.Issuer = parts[0]
-		u.Account = strings.TrimLeft(parts[1], " ")
+		u.Issuer = strings.TrimSpace(parts[0])
+		u.Account = strings.TrimSpace(parts[1])
 	default:
 		return nil, uriErr("issuer and account name must not contain a colon")
 	}
@@ -234,6 +236,7 @@ func ParseURI(s string) (*URI, error) {
 		return nil, err
 	}
 	if ok {
+		issuer = strings.TrimSpace(issuer)
 		if u.Issuer != "" && issuer != u.Issuer {
 			return nil, uriErr("issuer parameter %q differs from label prefix %q", truncate(issuer, 64), truncate(u.Issuer, 64))
 		}
