@@ -122,3 +122,17 @@ func (p Policy) LockUntil(failures int, now time.Time) time.Time {
 	}
 	return now.Add(min(d, p.LockMax))
 }
+
+// windowFor returns the TOTP window of a device with the given learned
+// drift: the policy's window, extended by the drift in its direction. The
+// base window always stays, so a phone whose clock is set right again
+// keeps working; the extension costs at most MaxDrift steps of odds.
+func (p Policy) windowFor(drift int) otp.Window {
+	w := p.Window
+	if drift > 0 {
+		w.Ahead += drift
+	} else {
+		w.Behind -= drift
+	}
+	return w
+}

@@ -46,7 +46,8 @@ type DeviceStore interface {
 	// (active, or pending and unexpired).
 	CreateDevice(ctx context.Context, d *Device, max int, now time.Time, e *AuditEvent) (expired []*Device, err error)
 
-	// ActivateDevice confirms a pending device. See Activation.
+	// ActivateDevice confirms a pending device: it becomes active with
+	// LastStep = a.Step and ConfirmedAt = LastUsedAt = a.Now. See Activation.
 	// ErrNotFound when the user has no such pending device; ErrExpired,
 	// after deleting the device, when it expired (ExpiresAt <= Now).
 	ActivateDevice(ctx context.Context, a Activation) (issued bool, err error)

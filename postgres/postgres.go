@@ -1,0 +1,178 @@
+// Package postgres implements twofa.Store on PostgreSQL with pgx.
+//
+// Every atomic step the Service relies on is one SQL statement or one
+// transaction holding row locks, so any number of processes can share a
+// database. Transactions lock rows in one order: the user's row, then the
+// user's devices (several at once in ID order), and last of all the audit
+// log's head. No transaction waits for a lock earlier in that order than
+// one it holds, so they cannot deadlock.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/twofa/twofa"
+)
+
+// Store is a twofa.Store on a PostgreSQL database.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var _ twofa.Store = (*Store)(nil)
+
+// Open connects to the database named by dsn (a URL or key=value string;
+// pool_max_conns and runtime parameters such as search_path are honoured)
+// and brings its schema up to date.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Close closes the store's connections.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+//go:embed migrations/*.postgres.up.sql
+var migrations embed.FS
+
+// migrate applies the embedded migrations not yet recorded in
+// schema_migrations, in one transaction. The advisory lock, keyed by the
+// schema, lets processes that start at once take turns: the first migrates,
+// the rest find nothing left to do.
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	names, err := fs.Glob(migrations, "migrations/*.postgres.up.sql")
+	if err != nil {
+		return err
+	}
+	slices.Sort(names)
+	return inTx(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('twofa/migrate:' || coalesce(current_schema(), ''), 0))`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    integer PRIMARY KEY,
+			name       text NOT NULL,
+			applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+			return err
+		}
+		rows, _ := tx.Query(ctx, `SELECT version FROM schema_migrations`)
+		applied, err := pgx.CollectRows(rows, pgx.RowTo[int])
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			base := path.Base(name)
+			prefix, _, _ := strings.Cut(base, "_")
+			version, err := strconv.Atoi(prefix)
+			if err != nil {
+				return fmt.Errorf("migration %s: bad version: %w", base, err)
+			}
+			if slices.Contains(applied, version) {
+				continue
+			}
+			sql, err := migrations.ReadFile(name)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, string(sql)); err != nil { // no arguments: simple protocol, many statements
+				return fmt.Errorf("migration %s: %w", base, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, version, base); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// beginner is a pool or a connection.
+type beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// inTx runs fn in a transaction, committing if fn returns nil.
+func inTx(ctx context.Context, db beginner, fn func(pgx.Tx) error) error {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) // after Commit, a no-op
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// wrap gives a store failure the method's name, leaving the outcomes the
+// Store documents (*twofa.Error) as they are.
+func wrap(errp *error, method string) {
+	var te *twofa.Error
+	if *errp != nil && !errors.As(*errp, &te) {
+		*errp = fmt.Errorf("postgres: %s: %w", method, *errp)
+	}
+}
+
+// step checks that a TOTP step fits the BIGINT column. No real clock comes
+// near 2^63 steps, so a larger one is a caller's bug, not a replay.
+func step(s uint64) (int64, error) {
+	if s > math.MaxInt64 {
+		return 0, fmt.Errorf("step %d out of range", s)
+	}
+	return int64(s), nil
+}
+
+// tstz is a time.Time argument for a timestamptz column: NULL for the zero
+// time, otherwise truncated to the microseconds PostgreSQL keeps.
+func tstz(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.Truncate(time.Microsecond)
+}
+
+// timeDest scans a timestamptz into a time.Time: the zero time for NULL,
+// otherwise in UTC (pgx returns time.Local).
+type timeDest struct{ t *time.Time }
+
+func (d timeDest) ScanTimestamptz(v pgtype.Timestamptz) error {
+	switch {
+	case !v.Valid:
+		*d.t = time.Time{}
+	case v.InfinityModifier != pgtype.Finite:
+		return fmt.Errorf("infinite timestamp")
+	default:
+		*d.t = v.Time.UTC()
+	}
+	return nil
+}
+
+// when is the destination for a timestamptz column.
+func when(t *time.Time) timeDest { return timeDest{t} }

@@ -1,0 +1,243 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/twofa/twofa"
+	"github.com/twofa/twofa/internal/testenv"
+	"github.com/twofa/twofa/otp"
+	"github.com/twofa/twofa/postgres"
+	"github.com/twofa/twofa/storetest"
+)
+
+// testDSN creates a schema of its own for the test, dropped when it ends,
+// and returns a DSN whose connections use it, so that parallel runs and
+// reruns never share tables.
+func testDSN(tb testing.TB) string {
+	tb.Helper()
+	dsn := testenv.Getenv(tb, "TWOFA_TEST_POSTGRES_DSN")
+	schema := "twofa_test_" + strings.ToLower(rand.Text()[:12])
+	exec := func(sql string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	ident := pgx.Identifier{schema}.Sanitize()
+	if err := exec("CREATE SCHEMA " + ident); err != nil {
+		tb.Fatalf("create schema: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := exec("DROP SCHEMA " + ident + " CASCADE"); err != nil {
+			tb.Errorf("drop schema: %v", err)
+		}
+	})
+	return withSearchPath(tb, dsn, schema)
+}
+
+// withSearchPath adds search_path to a URL or key=value DSN.
+func withSearchPath(tb testing.TB, dsn, schema string) string {
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		return dsn + " search_path=" + schema
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		tb.Fatalf("TWOFA_TEST_POSTGRES_DSN: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// mustOpen opens a store on dsn, closed when the test ends.
+func mustOpen(tb testing.TB, dsn string) *postgres.Store {
+	tb.Helper()
+	s, err := postgres.Open(context.Background(), dsn)
+	if err != nil {
+		tb.Fatalf("Open = %v", err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) (twofa.Store, func() twofa.Store) {
+		dsn := testDSN(t)
+		return mustOpen(t, dsn), func() twofa.Store { return mustOpen(t, dsn) }
+	})
+}
+
+func TestOpen_Concurrent(t *testing.T) {
+	// Processes starting at once on an empty schema: one migrates, the
+	// others wait for it and find nothing to do.
+	dsn := testDSN(t)
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			s, err := postgres.Open(t.Context(), dsn)
+			if err == nil {
+				err = s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open #%d = %v", i, err)
+		}
+	}
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var versions int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&versions); err != nil {
+		t.Fatal(err)
+	}
+	if versions != 1 {
+		t.Errorf("schema_migrations has %d rows, want 1", versions)
+	}
+}
+
+func TestAcceptStep_OutOfRange(t *testing.T) {
+	// Steps are BIGINT: one above MaxInt64 is refused as a failure of the
+	// store, neither accepted nor reported as a replay.
+	s := mustOpen(t, testDSN(t))
+	ref := twofa.UserRef{Tenant: "acme", User: "alice"}
+	now := time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
+	enroll(t, s, ref, "dev_a", now)
+	err := s.AcceptStep(t.Context(), twofa.StepAcceptance{Ref: ref, DeviceID: "dev_a", Step: math.MaxInt64 + 1, Now: now})
+	if err == nil || errors.Is(err, twofa.ErrReplayed) || errors.Is(err, twofa.ErrNotFound) {
+		t.Errorf("AcceptStep(MaxInt64+1) = %v, want a store error", err)
+	}
+	if err := s.AcceptStep(t.Context(), twofa.StepAcceptance{Ref: ref, DeviceID: "dev_a", Step: math.MaxInt64, Now: now}); err != nil {
+		t.Errorf("AcceptStep(MaxInt64) = %v", err)
+	}
+}
+
+func TestStore_NoDeadlock(t *testing.T) {
+	// Every method that locks a user's rows, at once on one user from two
+	// pools: none may fail with a deadlock (or anything but the outcomes
+	// the Store documents), and the audit chain must hold.
+	dsn := testDSN(t)
+	stores := []*postgres.Store{mustOpen(t, dsn), mustOpen(t, dsn)}
+	ref := twofa.UserRef{Tenant: "acme", User: "alice"}
+	now := time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
+	chain := twofa.NewAuditChain([]byte("postgres deadlock test key 32 b!"))
+	ev := func(typ twofa.EventType) *twofa.AuditEvent {
+		return chain.Prepare(&twofa.AuditEvent{Time: now, Type: typ, Tenant: ref.Tenant, User: ref.User})
+	}
+	enroll(t, stores[0], ref, "dev_a", now)
+	never := func(int, time.Time) time.Time { return time.Time{} }
+
+	ops := []func(ctx context.Context, s *postgres.Store, i int) error{ // i is unique across workers
+		func(ctx context.Context, s *postgres.Store, i int) error {
+			d := device(ref, fmt.Sprintf("dev_%d", i), now.Add(-time.Hour)) // born expired
+			_, err := s.CreateDevice(ctx, d, 1000, now, ev(twofa.EventEnrollStarted))
+			return err
+		},
+		func(ctx context.Context, s *postgres.Store, i int) error {
+			_, err := s.DeleteExpired(ctx, now)
+			return err
+		},
+		func(ctx context.Context, s *postgres.Store, i int) error {
+			return s.DeleteFactors(ctx, ref, ev(twofa.EventDisabled))
+		},
+		func(ctx context.Context, s *postgres.Store, i int) error {
+			_, err := s.BeginAttempt(ctx, ref, now, never)
+			return err
+		},
+		func(ctx context.Context, s *postgres.Store, i int) error {
+			return s.AcceptStep(ctx, twofa.StepAcceptance{Ref: ref, DeviceID: "dev_a", Step: uint64(1000 + i), Now: now, ResetFailures: true, Event: ev(twofa.EventVerifySucceeded)})
+		},
+		func(ctx context.Context, s *postgres.Store, i int) error {
+			return s.ReplaceBackupCodes(ctx, ref, [][]byte{{byte(i)}, {byte(i), 1}}, now, ev(twofa.EventBackupCodesIssued))
+		},
+		func(ctx context.Context, s *postgres.Store, i int) error {
+			_, err := s.ConsumeBackupCode(ctx, ref, []byte{byte(i - 1)}, now, ev(twofa.EventBackupCodeUsed))
+			return err
+		},
+		func(ctx context.Context, s *postgres.Store, i int) error {
+			id := fmt.Sprintf("dev_live_%d", i)
+			if _, err := s.CreateDevice(ctx, device(ref, id, now), 1000, now, nil); err != nil {
+				return err
+			}
+			_, err := s.ActivateDevice(ctx, twofa.Activation{Ref: ref, DeviceID: id, Step: 1, Now: now,
+				BackupCodes: [][]byte{{byte(i), 2}}, Event: ev(twofa.EventEnrollConfirmed), IssueEvent: ev(twofa.EventBackupCodesIssued)})
+			return err
+		},
+	}
+	var wg sync.WaitGroup
+	for w := range 2 * len(ops) {
+		wg.Go(func() {
+			s, op := stores[w%2], ops[w/2]
+			for i := range 30 {
+				err := op(t.Context(), s, 100*w+i)
+				if err != nil && !errors.Is(err, twofa.ErrNotFound) && !errors.Is(err, twofa.ErrReplayed) {
+					t.Errorf("op %d, iteration %d: %v", w/2, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	v := chain.Verifier()
+	var after int64
+	for {
+		page, err := stores[1].AuditEvents(t.Context(), twofa.AuditFilter{After: after, Limit: 500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page {
+			v.Next(e)
+			after = e.Seq
+		}
+		if len(page) < 500 {
+			break
+		}
+	}
+	if st := v.State(); !st.OK || st.Events == 0 {
+		t.Errorf("audit chain: %+v", st)
+	}
+}
+
+func device(ref twofa.UserRef, id string, created time.Time) *twofa.Device {
+	return &twofa.Device{
+		ID: id, Tenant: ref.Tenant, User: ref.User, Kind: twofa.KindTOTP, Name: "Phone", Status: twofa.StatusPending,
+		Secret: []byte("sealed"), KeyID: 1, Params: otp.Params{Digits: 6, Period: 30},
+		CreatedAt: created, ExpiresAt: created.Add(10 * time.Minute),
+	}
+}
+
+// enroll gives the user an active device.
+func enroll(tb testing.TB, s *postgres.Store, ref twofa.UserRef, id string, now time.Time) {
+	tb.Helper()
+	if _, err := s.CreateDevice(context.Background(), device(ref, id, now), 100, now, nil); err != nil {
+		tb.Fatalf("CreateDevice = %v", err)
+	}
+	if _, err := s.ActivateDevice(context.Background(), twofa.Activation{Ref: ref, DeviceID: id, Step: 1, Now: now}); err != nil {
+		tb.Fatalf("ActivateDevice = %v", err)
+	}
+}

@@ -1,0 +1,249 @@
+package twofa
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/twofa/twofa/otp"
+	"github.com/twofa/twofa/seal"
+)
+
+// Service is twofa: it enrolls, verifies and revokes second factors. It
+// keeps no state of its own beyond keys, so any number of Services may
+// share one Store.
+type Service struct {
+	store  Store
+	keys   *seal.Keyring
+	policy Policy
+	now    func() time.Time
+	log    *slog.Logger
+	chain  *AuditChain
+	pepper []byte // the backup-code hashing key
+
+	apiKeys keyCache
+}
+
+// Options configure a Service. The zero value takes the defaults.
+type Options struct {
+	Policy *Policy          // nil: DefaultPolicy()
+	Now    func() time.Time // nil: time.Now; tests inject a clock
+	Logger *slog.Logger     // nil: discard
+}
+
+// Names of the settings the Service keeps sealed in the store.
+const (
+	settingAuditKey     = "audit_chain_key"
+	settingBackupPepper = "backup_code_key"
+)
+
+// NewService returns a Service on store, sealing secrets with keys. On
+// first use of a store it creates, seals and stores the audit chain key
+// and the backup-code key; every Service on the store then shares them.
+func NewService(ctx context.Context, store Store, keys *seal.Keyring, opts Options) (*Service, error) {
+	s := &Service{store: store, keys: keys, policy: DefaultPolicy(), now: time.Now, log: opts.Logger}
+	if opts.Policy != nil {
+		s.policy = *opts.Policy
+	}
+	if err := s.policy.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Now != nil {
+		s.now = opts.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	auditKey, err := s.initKey(ctx, settingAuditKey)
+	if err != nil {
+		return nil, err
+	}
+	s.chain = NewAuditChain(auditKey)
+	if s.pepper, err = s.initKey(ctx, settingBackupPepper); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Policy returns the service's policy.
+func (s *Service) Policy() Policy { return s.policy }
+
+// initKey returns the named random key, creating it on first use.
+func (s *Service) initKey(ctx context.Context, name string) ([]byte, error) {
+	key := make([]byte, 32)
+	if _, err := io.ReadFull(rand.Reader, key); err != nil {
+		return nil, fmt.Errorf("generating %s: %w", name, err)
+	}
+	ad := settingAD(name)
+	blob, err := s.keys.Seal(key, ad)
+	if err != nil {
+		return nil, fmt.Errorf("sealing %s: %w", name, err)
+	}
+	stored, err := s.store.InitSetting(ctx, name, blob)
+	if err != nil {
+		return nil, fmt.Errorf("storing %s: %w", name, err)
+	}
+	key, err = s.keys.Open(stored, ad)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s (is this the master key the store was created with?): %w", name, err)
+	}
+	return key, nil
+}
+
+func settingAD(name string) []byte { return seal.AD("twofa/setting/v1", name) }
+
+// secretAD binds a device's sealed secret to its row and parameters, so a
+// secret copied to another device, user or tenant, or under other
+// parameters, does not open.
+func secretAD(d *Device) []byte {
+	p := d.Params
+	return seal.AD("twofa/totp-secret/v1", d.Tenant, d.User, d.ID, string(d.Kind),
+		p.Algorithm.String(), strconv.Itoa(p.Digits), strconv.Itoa(p.Period), strconv.FormatInt(p.T0, 10))
+}
+
+// key opens a device's secret and returns its OTP key.
+func (s *Service) key(d *Device) (*otp.Key, error) {
+	secret, err := s.keys.Open(d.Secret, secretAD(d))
+	if err != nil {
+		return nil, fmt.Errorf("opening the secret of device %s: %w", d.ID, err)
+	}
+	defer clear(secret)
+	return otp.NewKey(secret, d.Params)
+}
+
+// event returns a prepared audit event carrying the request's Meta.
+func (s *Service) event(ctx context.Context, t EventType, ref UserRef, device string, now time.Time) *AuditEvent {
+	m := MetaFrom(ctx)
+	return s.chain.Prepare(&AuditEvent{
+		Time: now, Type: t, Tenant: ref.Tenant, User: ref.User, Device: device,
+		Actor: m.Actor, IP: m.IP, UserAgent: m.UserAgent,
+	})
+}
+
+// audit appends events outside another change, logging a failure: the
+// caller's answer does not depend on it, but the log should say.
+func (s *Service) audit(ctx context.Context, events ...*AuditEvent) {
+	if err := s.store.AppendAudit(ctx, events...); err != nil {
+		s.log.ErrorContext(ctx, "appending audit events", "type", string(events[0].Type), "err", err)
+	}
+}
+
+// user loads a user, validating the reference first.
+func (s *Service) user(ctx context.Context, ref UserRef) (*User, error) {
+	if err := ref.Validate(); err != nil {
+		return nil, err
+	}
+	return s.store.User(ctx, ref)
+}
+
+// UserStatus returns a user's factors, lock and backup codes. An unknown
+// user is reported as a user with nothing enrolled, not as an error.
+func (s *Service) UserStatus(ctx context.Context, ref UserRef) (*User, error) {
+	u, err := s.user(ctx, ref)
+	if errors.Is(err, ErrNotFound) {
+		return &User{Tenant: ref.Tenant, ID: ref.User}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	if !u.Locked(now) {
+		u.LockedUntil = time.Time{}
+	}
+	// Expired enrollments are as good as gone.
+	live := u.Devices[:0]
+	for _, d := range u.Devices {
+		if d.Status == StatusActive || d.ExpiresAt.After(now) {
+			live = append(live, d)
+		}
+	}
+	u.Devices = live
+	return u, nil
+}
+
+// RevokeDevice deletes one of the user's devices and its secret.
+func (s *Service) RevokeDevice(ctx context.Context, ref UserRef, deviceID string) error {
+	if err := ref.Validate(); err != nil {
+		return err
+	}
+	e := s.event(ctx, EventDeviceRevoked, ref, deviceID, s.now())
+	if err := s.store.DeleteDevice(ctx, ref, deviceID, e); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Disable turns two-factor authentication off for the user: every device
+// and backup code is deleted. The failure count and any lock stay.
+func (s *Service) Disable(ctx context.Context, ref UserRef) error {
+	if err := ref.Validate(); err != nil {
+		return err
+	}
+	return s.store.DeleteFactors(ctx, ref, s.event(ctx, EventDisabled, ref, "", s.now()))
+}
+
+// Unlock clears a user's failures and lock; for administrators.
+func (s *Service) Unlock(ctx context.Context, ref UserRef) error {
+	if err := ref.Validate(); err != nil {
+		return err
+	}
+	return s.store.Unlock(ctx, ref, s.event(ctx, EventUnlocked, ref, "", s.now()))
+}
+
+// SweepExpired deletes enrollments that expired unconfirmed and records
+// their expiry. Serving processes call it now and then.
+func (s *Service) SweepExpired(ctx context.Context) (int, error) {
+	now := s.now()
+	ds, err := s.store.DeleteExpired(ctx, now)
+	if err != nil || len(ds) == 0 {
+		return 0, err
+	}
+	s.auditExpired(ctx, ds, now)
+	return len(ds), nil
+}
+
+func (s *Service) auditExpired(ctx context.Context, ds []*Device, now time.Time) {
+	if len(ds) == 0 {
+		return
+	}
+	events := make([]*AuditEvent, len(ds))
+	for i, d := range ds {
+		events[i] = s.event(ctx, EventEnrollExpired, d.Ref(), d.ID, now)
+		events[i].Actor = "twofa"
+	}
+	s.audit(ctx, events...)
+}
+
+// AuditEvents lists audit events.
+func (s *Service) AuditEvents(ctx context.Context, f AuditFilter) ([]*AuditEvent, error) {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 100
+	}
+	return s.store.AuditEvents(ctx, f)
+}
+
+// VerifyAudit walks the whole audit log and checks its chain.
+func (s *Service) VerifyAudit(ctx context.Context) (ChainState, error) {
+	v := s.chain.Verifier()
+	var after int64
+	for {
+		events, err := s.store.AuditEvents(ctx, AuditFilter{After: after, Limit: 1000})
+		if err != nil {
+			return v.State(), err
+		}
+		for _, e := range events {
+			if !v.Next(e) {
+				return v.State(), nil
+			}
+			after = e.Seq
+		}
+		if len(events) < 1000 {
+			return v.State(), nil
+		}
+	}
+}

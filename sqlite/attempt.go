@@ -1,0 +1,176 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/twofa/twofa"
+)
+
+// BeginAttempt counts one attempt for the user before it is checked.
+func (s *Store) BeginAttempt(ctx context.Context, ref twofa.UserRef, now time.Time, lockUntil func(failures int, now time.Time) time.Time) (failures int, err error) {
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		// Counting and the lock check are one statement: an attempt is
+		// counted only while the user is not locked at now.
+		err := stmt(ctx, tx, s.q.beginAttempt).QueryRowContext(ctx, ref.Tenant, ref.User, now.UnixMicro()).Scan(&failures)
+		if err == sql.ErrNoRows {
+			var locked sql.NullInt64
+			err := stmt(ctx, tx, s.q.userLock).QueryRowContext(ctx, ref.Tenant, ref.User).Scan(&locked)
+			if err == sql.ErrNoRows {
+				return fmt.Errorf("user %s: %w", ref, twofa.ErrNotFound)
+			} else if err != nil {
+				return fmt.Errorf("sqlite: begin attempt: %w", err)
+			}
+			return twofa.LockedError(fromMicros(locked))
+		} else if err != nil {
+			return fmt.Errorf("sqlite: begin attempt: %w", err)
+		}
+		if until := lockUntil(failures, now); until.After(now) {
+			if _, err := stmt(ctx, tx, s.q.setLock).ExecContext(ctx, micros(until), ref.Tenant, ref.User); err != nil {
+				return fmt.Errorf("sqlite: lock user: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return failures, nil
+}
+
+// AcceptStep accepts a TOTP step for an active device, if it is newer than
+// the device's last accepted step.
+func (s *Store) AcceptStep(ctx context.Context, a twofa.StepAcceptance) error {
+	st, err := step(a.Step)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		n, err := rowsAffected(stmt(ctx, tx, s.q.acceptStep).ExecContext(ctx, st, a.Drift, micros(a.Now),
+			a.DeviceID, a.Ref.Tenant, a.Ref.User, st))
+		if err != nil {
+			return fmt.Errorf("sqlite: accept step: %w", err)
+		}
+		if n == 0 {
+			var one int
+			err := stmt(ctx, tx, s.q.activeDevice).QueryRowContext(ctx, a.DeviceID, a.Ref.Tenant, a.Ref.User).Scan(&one)
+			switch {
+			case err == sql.ErrNoRows:
+				return fmt.Errorf("active device %s of %s: %w", a.DeviceID, a.Ref, twofa.ErrNotFound)
+			case err != nil:
+				return fmt.Errorf("sqlite: accept step: %w", err)
+			}
+			return fmt.Errorf("device %s of %s, step %d: %w", a.DeviceID, a.Ref, a.Step, twofa.ErrReplayed)
+		}
+		if a.ResetFailures {
+			if _, err := stmt(ctx, tx, s.q.resetFailures).ExecContext(ctx, a.Ref.Tenant, a.Ref.User); err != nil {
+				return fmt.Errorf("sqlite: reset failures: %w", err)
+			}
+		}
+		return s.appendEvents(ctx, tx, a.Event)
+	})
+}
+
+// SetResync remembers the first code of a resync pair for the device.
+func (s *Store) SetResync(ctx context.Context, ref twofa.UserRef, deviceID string, stp uint64, at time.Time, e *twofa.AuditEvent) error {
+	st, err := step(stp)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE devices SET resync_step = ?, resync_at = ?
+			WHERE id = ? AND tenant = ? AND user_id = ?`, st, micros(at), deviceID, ref.Tenant, ref.User))
+		if err != nil {
+			return fmt.Errorf("sqlite: set resync: %w", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("device %s of %s: %w", deviceID, ref, twofa.ErrNotFound)
+		}
+		return s.appendEvents(ctx, tx, e)
+	})
+}
+
+// Unlock clears the user's failure count and lock.
+func (s *Store) Unlock(ctx context.Context, ref twofa.UserRef, e *twofa.AuditEvent) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		n, err := rowsAffected(stmt(ctx, tx, s.q.resetFailures).ExecContext(ctx, ref.Tenant, ref.User))
+		if err != nil {
+			return fmt.Errorf("sqlite: unlock: %w", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("user %s: %w", ref, twofa.ErrNotFound)
+		}
+		return s.appendEvents(ctx, tx, e)
+	})
+}
+
+// ConsumeBackupCode spends the user's unused backup code with this hash.
+func (s *Store) ConsumeBackupCode(ctx context.Context, ref twofa.UserRef, hash []byte, now time.Time, e *twofa.AuditEvent) (remaining int, err error) {
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		n, err := rowsAffected(stmt(ctx, tx, s.q.consumeCode).ExecContext(ctx, micros(now), ref.Tenant, ref.User, nonNil(hash)))
+		if err != nil {
+			return fmt.Errorf("sqlite: consume backup code: %w", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("backup code of %s: %w", ref, twofa.ErrNotFound)
+		}
+		if _, err := stmt(ctx, tx, s.q.resetFailures).ExecContext(ctx, ref.Tenant, ref.User); err != nil {
+			return fmt.Errorf("sqlite: reset failures: %w", err)
+		}
+		if err := stmt(ctx, tx, s.q.countCodes).QueryRowContext(ctx, ref.Tenant, ref.User).Scan(&remaining); err != nil {
+			return fmt.Errorf("sqlite: count backup codes: %w", err)
+		}
+		return s.appendEvents(ctx, tx, e)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return remaining, nil
+}
+
+// ReplaceBackupCodes replaces all of the user's backup codes.
+func (s *Store) ReplaceBackupCodes(ctx context.Context, ref twofa.UserRef, hashes [][]byte, now time.Time, e *twofa.AuditEvent) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if err := userExists(ctx, tx, ref); err != nil {
+			return err
+		}
+		if err := insertCodes(ctx, tx, ref, hashes, now); err != nil {
+			return err
+		}
+		return s.appendEvents(ctx, tx, e)
+	})
+}
+
+// Hit counts one event for key in the window containing now.
+func (s *Store) Hit(ctx context.Context, key string, window time.Duration, now time.Time) (int, error) {
+	w := window.Microseconds()
+	if w <= 0 {
+		return 0, fmt.Errorf("sqlite: hit %q: window %v is shorter than a microsecond", key, window)
+	}
+	t := now.UnixMicro()
+	start := t / w * w
+	if t < 0 && t%w != 0 {
+		start -= w // floor, for times before 1970
+	}
+	var count int
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := stmt(ctx, tx, s.q.hit).QueryRowContext(ctx, key, start, start+w).Scan(&count); err != nil {
+			return fmt.Errorf("sqlite: hit %q: %w", key, err)
+		}
+		// Ended windows are swept now and then, by whichever process
+		// gets there; the sweep uses the index on window_end.
+		last := s.lastSweep.Load()
+		if (t-last >= sweepEvery.Microseconds() || t < last) && s.lastSweep.CompareAndSwap(last, t) {
+			if _, err := stmt(ctx, tx, s.q.sweep).ExecContext(ctx, t); err != nil {
+				return fmt.Errorf("sqlite: sweep limits: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return count, nil
+}

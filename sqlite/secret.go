@@ -1,0 +1,146 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/twofa/twofa"
+	"github.com/twofa/twofa/seal"
+)
+
+// Refs of sealed values. "device:" sorts before "setting:", so a page of
+// SealedSecrets is a page of devices by ID, then of settings by name.
+const (
+	devicePrefix  = "device:"
+	settingPrefix = "setting:"
+)
+
+// InitSetting stores value under name unless a value is stored already,
+// and returns the stored value.
+func (s *Store) InitSetting(ctx context.Context, name string, value []byte) ([]byte, error) {
+	var stored []byte
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value, key_id) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO NOTHING`, name, nonNil(value), int64(blobKeyID(value))); err != nil {
+			return fmt.Errorf("sqlite: init setting %q: %w", name, err)
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&stored); err != nil {
+			return fmt.Errorf("sqlite: init setting %q: %w", name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return stored, nil
+}
+
+// blobKeyID is the key ID of a sealed blob, or 0 for a value that is not
+// one, which every rotation then finds stale and surfaces.
+func blobKeyID(b []byte) uint32 {
+	id, err := seal.KeyID(b)
+	if err != nil {
+		return 0
+	}
+	return id
+}
+
+// SealedSecrets returns up to limit sealed values not under keyID, ordered
+// by Ref, after the Ref after.
+func (s *Store) SealedSecrets(ctx context.Context, keyID uint32, after string, limit int) ([]twofa.SealedSecret, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var out []twofa.SealedSecret
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		if from, ok := rangeAfter(after, devicePrefix); ok {
+			ds, err := scanDevices(tx.QueryContext(ctx, `SELECT `+deviceCols+` FROM devices
+				WHERE key_id != ? AND id > ? ORDER BY id LIMIT ?`, int64(keyID), from, limit))
+			if err != nil {
+				return fmt.Errorf("sqlite: sealed secrets: %w", err)
+			}
+			for _, d := range ds {
+				out = append(out, twofa.SealedSecret{Ref: devicePrefix + d.ID, Device: d, Blob: d.Secret, KeyID: d.KeyID})
+			}
+		}
+		if from, ok := rangeAfter(after, settingPrefix); ok && len(out) < limit {
+			rows, err := tx.QueryContext(ctx, `SELECT name, value, key_id FROM settings
+				WHERE key_id != ? AND name > ? ORDER BY name LIMIT ?`, int64(keyID), from, limit-len(out))
+			if err != nil {
+				return fmt.Errorf("sqlite: sealed secrets: %w", err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var (
+					ss twofa.SealedSecret
+					id int64
+				)
+				if err := rows.Scan(&ss.Setting, &ss.Blob, &id); err != nil {
+					return fmt.Errorf("sqlite: sealed secrets: %w", err)
+				}
+				ss.Ref, ss.KeyID = settingPrefix+ss.Setting, uint32(id)
+				out = append(out, ss)
+			}
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("sqlite: sealed secrets: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// rangeAfter returns the key after which the refs with prefix that sort
+// after the ref after begin ("" for all of them; keys are compared after
+// a strict >, and "" is below every key but the empty one), and whether
+// any can.
+func rangeAfter(after, prefix string) (string, bool) {
+	switch {
+	case strings.HasPrefix(after, prefix):
+		return after[len(prefix):], true
+	case after < prefix:
+		return "", true
+	}
+	return "", false
+}
+
+// ReplaceSealed replaces a sealed value with blob, only if it still equals
+// s.Blob.
+func (s *Store) ReplaceSealed(ctx context.Context, ss twofa.SealedSecret, blob []byte, keyID uint32) (bool, error) {
+	var q, key string
+	switch {
+	case strings.HasPrefix(ss.Ref, devicePrefix):
+		q, key = `UPDATE devices SET secret = ?, key_id = ? WHERE id = ? AND secret = ?`, ss.Ref[len(devicePrefix):]
+	case strings.HasPrefix(ss.Ref, settingPrefix):
+		q, key = `UPDATE settings SET value = ?, key_id = ? WHERE name = ? AND value = ?`, ss.Ref[len(settingPrefix):]
+	default:
+		return false, fmt.Errorf("sqlite: replace sealed: unknown ref %q", ss.Ref)
+	}
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		n, err = rowsAffected(tx.ExecContext(ctx, q, nonNil(blob), int64(keyID), key, nonNil(ss.Blob)))
+		if err != nil {
+			return fmt.Errorf("sqlite: replace sealed %s: %w", ss.Ref, err)
+		}
+		return nil
+	})
+	return n > 0, err
+}
+
+// CountSealed returns the number of sealed values, and of those not under keyID.
+func (s *Store) CountSealed(ctx context.Context, keyID uint32) (total, stale int, err error) {
+	err = s.r.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM devices) + (SELECT count(*) FROM settings),
+		(SELECT count(*) FROM devices WHERE key_id != ?1) + (SELECT count(*) FROM settings WHERE key_id != ?1)`,
+		int64(keyID)).Scan(&total, &stale)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sqlite: count sealed: %w", err)
+	}
+	return total, stale, nil
+}

@@ -1,0 +1,177 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/twofa/twofa"
+	"github.com/twofa/twofa/otp"
+)
+
+// writeStmts are the statements of the verify path, prepared once on the
+// write connection; the rest are prepared as they run.
+type writeStmts struct {
+	beginAttempt, userLock, setLock, resetFailures *sql.Stmt
+	acceptStep, activeDevice                       *sql.Stmt
+	consumeCode, countCodes                        *sql.Stmt
+	auditHead, auditInsert                         *sql.Stmt
+	hit, sweep                                     *sql.Stmt
+}
+
+// deviceCols are the columns deviceRow scans, in its order.
+const deviceCols = `id, tenant, user_id, kind, name, status, secret, key_id, algorithm, digits, period, t0,
+	last_step, drift, resync_step, resync_at, created_at, expires_at, confirmed_at, last_used_at`
+
+// userQuery reads a user, their devices oldest first (insertion order
+// among equal times) and their unused backup codes in one statement, so
+// one implicit read transaction sees them all.
+const userQuery = `SELECT u.failures, u.locked_until, u.created_at,
+	(SELECT count(*) FROM backup_codes b WHERE b.tenant = u.tenant AND b.user_id = u.user_id AND b.used_at IS NULL),
+	d.id, d.tenant, d.user_id, d.kind, d.name, d.status, d.secret, d.key_id, d.algorithm, d.digits, d.period, d.t0,
+	d.last_step, d.drift, d.resync_step, d.resync_at, d.created_at, d.expires_at, d.confirmed_at, d.last_used_at
+FROM users u LEFT JOIN devices d ON d.tenant = u.tenant AND d.user_id = u.user_id
+WHERE u.tenant = ? AND u.user_id = ?
+ORDER BY d.created_at, d.rowid`
+
+const auditCols = `seq, time, type, tenant, user_id, device, factor, reason, actor, ip, user_agent, detail, prev_hash, hash`
+
+func (s *Store) prepare(ctx context.Context) error {
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&s.q.beginAttempt, `UPDATE users SET failures = failures + 1
+			WHERE tenant = ? AND user_id = ? AND (locked_until IS NULL OR locked_until <= ?) RETURNING failures`},
+		{&s.q.userLock, `SELECT locked_until FROM users WHERE tenant = ? AND user_id = ?`},
+		{&s.q.setLock, `UPDATE users SET locked_until = ? WHERE tenant = ? AND user_id = ?`},
+		{&s.q.resetFailures, `UPDATE users SET failures = 0, locked_until = NULL WHERE tenant = ? AND user_id = ?`},
+		// The compare-and-set of a time step: only a newer step changes the row.
+		{&s.q.acceptStep, `UPDATE devices SET last_step = ?, drift = ?, last_used_at = ?, resync_step = 0, resync_at = NULL
+			WHERE id = ? AND tenant = ? AND user_id = ? AND status = 'active' AND last_step < ?`},
+		{&s.q.activeDevice, `SELECT 1 FROM devices WHERE id = ? AND tenant = ? AND user_id = ? AND status = 'active'`},
+		// Spending a code: only an unused one changes.
+		{&s.q.consumeCode, `UPDATE backup_codes SET used_at = ? WHERE tenant = ? AND user_id = ? AND hash = ? AND used_at IS NULL`},
+		{&s.q.countCodes, `SELECT count(*) FROM backup_codes WHERE tenant = ? AND user_id = ? AND used_at IS NULL`},
+		{&s.q.auditHead, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`},
+		{&s.q.auditInsert, `INSERT INTO audit (` + auditCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&s.q.hit, `INSERT INTO limits (key, window_start, window_end, count) VALUES (?, ?, ?, 1)
+			ON CONFLICT (key, window_start) DO UPDATE SET count = count + 1 RETURNING count`},
+		{&s.q.sweep, `DELETE FROM limits WHERE window_end <= ?`},
+	} {
+		st, err := s.w.PrepareContext(ctx, p.sql)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", p.sql, err)
+		}
+		*p.dst = st
+	}
+	st, err := s.r.PrepareContext(ctx, userQuery)
+	if err != nil {
+		return fmt.Errorf("prepare user query: %w", err)
+	}
+	s.userStmt = st
+	return nil
+}
+
+// deviceRow scans deviceCols; every field is nullable for LEFT JOINs.
+type deviceRow struct {
+	id, tenant, user, kind, name, status              sql.NullString
+	secret                                            []byte
+	keyID, alg, digits, period, t0                    sql.NullInt64
+	lastStep, drift, resyncStep                       sql.NullInt64
+	resyncAt, createdAt, expiresAt, confirmedAt, used sql.NullInt64
+}
+
+func (r *deviceRow) dest() []any {
+	return []any{&r.id, &r.tenant, &r.user, &r.kind, &r.name, &r.status, &r.secret, &r.keyID, &r.alg, &r.digits, &r.period, &r.t0,
+		&r.lastStep, &r.drift, &r.resyncStep, &r.resyncAt, &r.createdAt, &r.expiresAt, &r.confirmedAt, &r.used}
+}
+
+func (r *deviceRow) device() *twofa.Device {
+	return &twofa.Device{
+		ID:     r.id.String,
+		Tenant: r.tenant.String,
+		User:   r.user.String,
+		Kind:   twofa.DeviceKind(r.kind.String),
+		Name:   r.name.String,
+		Status: twofa.DeviceStatus(r.status.String),
+		Secret: r.secret,
+		KeyID:  uint32(r.keyID.Int64),
+		Params: otp.Params{
+			Algorithm: otp.Algorithm(r.alg.Int64),
+			Digits:    int(r.digits.Int64),
+			Period:    int(r.period.Int64),
+			T0:        r.t0.Int64,
+		},
+		LastStep:    unstep(r.lastStep.Int64),
+		Drift:       int(r.drift.Int64),
+		ResyncStep:  unstep(r.resyncStep.Int64),
+		ResyncAt:    fromMicros(r.resyncAt),
+		CreatedAt:   fromMicros(r.createdAt),
+		ExpiresAt:   fromMicros(r.expiresAt),
+		ConfirmedAt: fromMicros(r.confirmedAt),
+		LastUsedAt:  fromMicros(r.used),
+	}
+}
+
+// scanDevices reads rows of deviceCols.
+func scanDevices(rows *sql.Rows, err error) ([]*twofa.Device, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ds []*twofa.Device
+	for rows.Next() {
+		var r deviceRow
+		if err := rows.Scan(r.dest()...); err != nil {
+			return nil, err
+		}
+		ds = append(ds, r.device())
+	}
+	return ds, rows.Err()
+}
+
+// appendEvents links the non-nil events to the head of the log and
+// inserts them. It runs inside a write transaction, which holds SQLite's
+// write lock: no other writer, in any process, can move the head.
+func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, events ...*twofa.AuditEvent) error {
+	var (
+		seq    int64
+		prev   []byte
+		loaded bool
+		insert *sql.Stmt
+	)
+	for _, e := range events {
+		if e == nil {
+			continue
+		}
+		if !loaded {
+			err := stmt(ctx, tx, s.q.auditHead).QueryRowContext(ctx).Scan(&seq, &prev)
+			if err != nil && err != sql.ErrNoRows {
+				return fmt.Errorf("sqlite: audit head: %w", err)
+			}
+			insert, loaded = stmt(ctx, tx, s.q.auditInsert), true
+		}
+		if err := e.Link(seq+1, prev); err != nil {
+			return fmt.Errorf("sqlite: audit: %w", err)
+		}
+		if _, err := insert.ExecContext(ctx, e.Seq, e.Time.UnixMicro(), string(e.Type), e.Tenant, e.User, e.Device,
+			e.Factor, e.Reason, e.Actor, e.IP, e.UserAgent, e.Detail, nonNil(e.PrevHash), e.Hash); err != nil {
+			return fmt.Errorf("sqlite: audit: %w", err)
+		}
+		seq, prev = e.Seq, e.Hash
+	}
+	return nil
+}
+
+// nonNil keeps an empty hash an empty BLOB rather than NULL.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// sweepEvery is how often, by the callers' clock, Hit deletes ended windows.
+const sweepEvery = time.Minute

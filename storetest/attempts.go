@@ -1,0 +1,375 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twofa/twofa"
+)
+
+// lockUntil is the default policy's: the 5th failure locks for 30 s, the
+// 6th for 60 s, and so on.
+var lockUntil = twofa.DefaultPolicy().LockUntil
+
+// wantLocked fails unless err is ErrLocked carrying until.
+func wantLocked(t *testing.T, call string, err error, until time.Time) {
+	t.Helper()
+	var e *twofa.Error
+	if !errors.Is(err, twofa.ErrLocked) || !errors.As(err, &e) {
+		t.Errorf("%s = %v, want ErrLocked until %v", call, err, until)
+		return
+	}
+	if !e.Until.Equal(until) {
+		t.Errorf("%s: Until = %v, want %v", call, e.Until, until)
+	}
+}
+
+func testBeginAttempt(t *testing.T, open Opener) {
+	t.Run("Counts", func(t *testing.T) {
+		s := openStore(t, open)
+		enroll(t, s, alice, "dev_a", now0)
+		for want := 1; want <= 4; want++ {
+			n, err := s.BeginAttempt(t.Context(), alice, now0, lockUntil)
+			if n != want || err != nil {
+				t.Fatalf("BeginAttempt #%d = %d, %v; want %d, nil", want, n, err, want)
+			}
+			wantFailures(t, s, alice, want, time.Time{})
+		}
+		n, err := s.BeginAttempt(t.Context(), alice, now0, lockUntil)
+		if n != 5 || err != nil {
+			t.Fatalf("BeginAttempt #5 = %d, %v; want 5, nil", n, err)
+		}
+		wantFailures(t, s, alice, 5, now0.Add(30*time.Second))
+	})
+
+	t.Run("ErrLocked", func(t *testing.T) {
+		// While locked nothing is counted; at the end of the lock counting
+		// resumes where it was, and the next lock is longer.
+		s := openStore(t, open)
+		enroll(t, s, alice, "dev_a", now0)
+		failN(t, s, alice, 5, now0)
+		until := now0.Add(30 * time.Second)
+		for _, at := range []time.Time{now0, now0.Add(10 * time.Second), until.Add(-time.Microsecond)} {
+			n, err := s.BeginAttempt(t.Context(), alice, at, lockUntil)
+			wantLocked(t, fmt.Sprintf("BeginAttempt(%v) = %d,", at.Sub(now0), n), err, until)
+		}
+		wantFailures(t, s, alice, 5, until)
+
+		n, err := s.BeginAttempt(t.Context(), alice, until, lockUntil)
+		if n != 6 || err != nil {
+			t.Fatalf("BeginAttempt at the end of the lock = %d, %v; want 6, nil", n, err)
+		}
+		wantFailures(t, s, alice, 6, until.Add(60*time.Second))
+		_, err = s.BeginAttempt(t.Context(), alice, until.Add(time.Second), lockUntil)
+		wantLocked(t, "BeginAttempt(locked again)", err, until.Add(60*time.Second))
+	})
+
+	t.Run("LockUntilArgs", func(t *testing.T) {
+		// lockUntil gets the new count and now; a lock that is not after
+		// now is no lock.
+		s := openStore(t, open)
+		enroll(t, s, alice, "dev_a", now0)
+		at := now0.Add(time.Hour)
+		var calls []int
+		lock := func(failures int, now time.Time) time.Time {
+			if !now.Equal(at) {
+				t.Errorf("lockUntil called with now = %v, want %v", now, at)
+			}
+			calls = append(calls, failures)
+			if failures < 3 {
+				return now // not after now: no lock
+			}
+			return now.Add(time.Duration(failures) * time.Minute)
+		}
+		for want := 1; want <= 3; want++ {
+			n, err := s.BeginAttempt(t.Context(), alice, at, lock)
+			if n != want || err != nil {
+				t.Fatalf("BeginAttempt #%d = %d, %v; want %d, nil", want, n, err, want)
+			}
+			if want < 3 && mustUser(t, s, alice).Locked(at) {
+				t.Errorf("after BeginAttempt #%d the user is locked; lockUntil returned now", want)
+			}
+		}
+		// A store may retry a transaction and call lockUntil again, but
+		// only ever with the count it is about to store.
+		calls = slices.Compact(calls)
+		if !slices.Equal(calls, []int{1, 2, 3}) {
+			t.Errorf("lockUntil called with failures %v, want 1, 2, 3", calls)
+		}
+		wantFailures(t, s, alice, 3, at.Add(3*time.Minute))
+	})
+
+	t.Run("Forever", func(t *testing.T) {
+		s := openStore(t, open)
+		enroll(t, s, alice, "dev_a", now0)
+		forever := func(int, time.Time) time.Time { return twofa.Forever }
+		if _, err := s.BeginAttempt(t.Context(), alice, now0, forever); err != nil {
+			t.Fatalf("BeginAttempt = %v", err)
+		}
+		wantFailures(t, s, alice, 1, twofa.Forever)
+		_, err := s.BeginAttempt(t.Context(), alice, now0.AddDate(100, 0, 0), lockUntil)
+		wantLocked(t, "BeginAttempt a century later", err, twofa.Forever)
+	})
+
+	t.Run("ErrNotFound", func(t *testing.T) {
+		s := openStore(t, open)
+		enroll(t, s, alice, "dev_a", now0)
+		for _, ref := range []twofa.UserRef{nobody, otherAlice} {
+			n, err := s.BeginAttempt(t.Context(), ref, now0, lockUntil)
+			wantErr(t, fmt.Sprintf("BeginAttempt(%s) = %d,", ref, n), err, twofa.ErrNotFound)
+		}
+		wantFailures(t, s, alice, 0, time.Time{})
+	})
+
+	t.Run("RacePessimistic", func(t *testing.T) {
+		// 40 guesses at once from two handles: the count comes first, so
+		// exactly LockAfter (5) get through, with counts 1 to 5, and the
+		// other 35 find the user locked and are not counted.
+		o := openStore(t, open)
+		enroll(t, o, alice, "dev_a", now0)
+		until := now0.Add(30 * time.Second)
+		type result struct {
+			n   int
+			err error
+		}
+		results := race(t, o, 40, true, func(ctx context.Context, _ int, s twofa.Store) result {
+			n, err := s.BeginAttempt(ctx, alice, now0, lockUntil)
+			return result{n, err}
+		})
+		var counts []int
+		locked := 0
+		for i, r := range results {
+			var e *twofa.Error
+			switch {
+			case r.err == nil:
+				counts = append(counts, r.n)
+			case errors.Is(r.err, twofa.ErrLocked) && errors.As(r.err, &e) && e.Until.Equal(until):
+				locked++
+			default:
+				t.Errorf("BeginAttempt #%d = %d, %v", i, r.n, r.err)
+			}
+		}
+		slices.Sort(counts)
+		if !slices.Equal(counts, []int{1, 2, 3, 4, 5}) || locked != 35 {
+			t.Errorf("counts %v and %d locked, want 1 to 5 and 35 locked until %v", counts, locked, until)
+		}
+		wantFailures(t, o, alice, 40-locked, until)
+	})
+}
+
+// accept returns a StepAcceptance of step for the device, with an event.
+func accept(ref twofa.UserRef, id string, step uint64, drift int, now time.Time, reset bool) twofa.StepAcceptance {
+	return twofa.StepAcceptance{
+		Ref: ref, DeviceID: id, Step: step, Drift: drift, Now: now, ResetFailures: reset,
+		Event: newEvent(twofa.EventVerifySucceeded, ref, id),
+	}
+}
+
+func testAcceptStep(t *testing.T, open Opener) {
+	at := now0.Add(time.Hour)
+
+	t.Run("OK", func(t *testing.T) {
+		s := openStore(t, open)
+		d := enroll(t, s, alice, "dev_a", now0)
+		wantNoErr(t, "SetResync", s.SetResync(t.Context(), alice, d.ID, firstStep+50, at.Add(-time.Minute), nil))
+		failN(t, s, alice, 5, at)
+		wantNoErr(t, "AcceptStep", s.AcceptStep(t.Context(), accept(alice, d.ID, firstStep+120, -2, at, true)))
+		w := *d
+		w.LastStep, w.Drift, w.LastUsedAt = firstStep+120, -2, at
+		wantDevice(t, "device after AcceptStep", mustDevice(t, s, alice, d.ID), &w) // resync forgotten
+		wantFailures(t, s, alice, 0, time.Time{})
+		wantLog(t, s, twofa.EventVerifySucceeded)
+	})
+
+	t.Run("KeepFailures", func(t *testing.T) {
+		// ResetFailures false, as for the first code of a resync pair.
+		s := openStore(t, open)
+		d := enroll(t, s, alice, "dev_a", now0)
+		failN(t, s, alice, 5, at)
+		wantNoErr(t, "AcceptStep", s.AcceptStep(t.Context(), accept(alice, d.ID, firstStep+1, 1, at, false)))
+		wantFailures(t, s, alice, 5, at.Add(30*time.Second))
+		if got := mustDevice(t, s, alice, d.ID); got.LastStep != firstStep+1 || got.Drift != 1 {
+			t.Errorf("LastStep, Drift = %d, %d; want %d, 1", got.LastStep, got.Drift, firstStep+1)
+		}
+	})
+
+	t.Run("ErrReplayed", func(t *testing.T) {
+		// The same or an older step changes nothing at all.
+		s := openStore(t, open)
+		d := enroll(t, s, alice, "dev_a", now0)
+		wantNoErr(t, "AcceptStep", s.AcceptStep(t.Context(), accept(alice, d.ID, firstStep+10, 1, at, true)))
+		wantNoErr(t, "SetResync", s.SetResync(t.Context(), alice, d.ID, firstStep+30, at, nil))
+		failN(t, s, alice, 2, at)
+		before := mustDevice(t, s, alice, d.ID)
+		for _, step := range []uint64{firstStep + 10, firstStep + 9, firstStep, 0} {
+			err := s.AcceptStep(t.Context(), accept(alice, d.ID, step, -1, at.Add(time.Minute), true))
+			wantErr(t, fmt.Sprintf("AcceptStep(LastStep%+d)", int64(step)-int64(firstStep+10)), err, twofa.ErrReplayed)
+		}
+		wantDevice(t, "device after replays", mustDevice(t, s, alice, d.ID), before)
+		wantFailures(t, s, alice, 2, time.Time{})
+		wantLog(t, s, twofa.EventVerifySucceeded)
+	})
+
+	t.Run("ErrNotFound", func(t *testing.T) {
+		s := openStore(t, open)
+		enroll(t, s, alice, "dev_a", now0)
+		create(t, s, alice, "dev_pending", now0)
+		enroll(t, s, bob, "dev_bob", now0)
+		failN(t, s, alice, 2, at)
+		for _, tt := range []struct {
+			name string
+			ref  twofa.UserRef
+			id   string
+		}{
+			{"Pending", alice, "dev_pending"},
+			{"UnknownDevice", alice, "dev_unknown"},
+			{"OtherUsersDevice", alice, "dev_bob"},
+			{"UnknownUser", nobody, "dev_a"},
+		} {
+			err := s.AcceptStep(t.Context(), accept(tt.ref, tt.id, firstStep+1, 0, at, true))
+			wantErr(t, fmt.Sprintf("%s: AcceptStep(%s, %s)", tt.name, tt.ref, tt.id), err, twofa.ErrNotFound)
+		}
+		if d := mustDevice(t, s, bob, "dev_bob"); d.LastStep != firstStep {
+			t.Errorf("bob's LastStep = %d, want %d", d.LastStep, firstStep)
+		}
+		if d := mustDevice(t, s, alice, "dev_pending"); d.Status != twofa.StatusPending || d.LastStep != 0 {
+			t.Errorf("pending device became %s at step %d", d.Status, d.LastStep)
+		}
+		wantFailures(t, s, alice, 2, time.Time{})
+		wantLog(t, s)
+	})
+
+	// raceSame has n goroutines accept one step at once and checks that
+	// exactly one wins.
+	raceSame := func(t *testing.T, n int, across bool) {
+		o := openStore(t, open)
+		d := enroll(t, o, alice, "dev_a", now0)
+		failN(t, o, alice, 3, at)
+		errs := race(t, o, n, across, func(ctx context.Context, _ int, s twofa.Store) error {
+			return s.AcceptStep(ctx, accept(alice, d.ID, firstStep+1, 0, at, true))
+		})
+		won, replayed := 0, 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				won++
+			case errors.Is(err, twofa.ErrReplayed):
+				replayed++
+			default:
+				t.Errorf("AcceptStep #%d = %v", i, err)
+			}
+		}
+		if won != 1 || replayed != n-1 {
+			t.Errorf("%d accepted and %d ErrReplayed, want 1 and %d", won, replayed, n-1)
+		}
+		if got := mustDevice(t, o, alice, d.ID).LastStep; got != firstStep+1 {
+			t.Errorf("LastStep = %d, want %d", got, firstStep+1)
+		}
+		wantFailures(t, o, alice, 0, time.Time{})
+		wantLog(t, o, twofa.EventVerifySucceeded)
+	}
+	t.Run("RaceOneWinner", func(t *testing.T) { raceSame(t, 32, false) })
+	t.Run("RaceAcrossHandles", func(t *testing.T) { raceSame(t, 32, true) })
+
+	t.Run("RaceNewestWins", func(t *testing.T) {
+		// Different steps at once: whatever the order, the newest is
+		// accepted and ends as LastStep, and every acceptance was newer
+		// than the one before it.
+		o := openStore(t, open)
+		d := enroll(t, o, alice, "dev_a", now0)
+		const n = 16
+		errs := race(t, o, n, true, func(ctx context.Context, i int, s twofa.Store) error {
+			return s.AcceptStep(ctx, accept(alice, d.ID, firstStep+1+uint64(i), i, at, true))
+		})
+		for i, err := range errs {
+			if err != nil && !errors.Is(err, twofa.ErrReplayed) {
+				t.Errorf("AcceptStep #%d = %v", i, err)
+			}
+		}
+		if errs[n-1] != nil {
+			t.Errorf("AcceptStep of the newest step = %v, want nil", errs[n-1])
+		}
+		if got := mustDevice(t, o, alice, d.ID); got.LastStep != firstStep+n || got.Drift != n-1 {
+			t.Errorf("LastStep, Drift = %d, %d; want %d, %d", got.LastStep, got.Drift, firstStep+n, n-1)
+		}
+		accepted := 0
+		for _, err := range errs {
+			if err == nil {
+				accepted++
+			}
+		}
+		if log := allEvents(t, o); len(log) != accepted {
+			t.Errorf("audit log has %d events for %d acceptances", len(log), accepted)
+		}
+	})
+}
+
+func testSetResync(t *testing.T, open Opener) {
+	t.Run("OK", func(t *testing.T) {
+		s := openStore(t, open)
+		d := enroll(t, s, alice, "dev_a", now0)
+		for i, step := range []uint64{firstStep + 40, firstStep + 41} { // the second replaces the first
+			at := now0.Add(time.Duration(i+1)*time.Minute + 123*time.Microsecond)
+			wantNoErr(t, "SetResync", s.SetResync(t.Context(), alice, d.ID, step, at, newEvent(twofa.EventResyncStarted, alice, d.ID)))
+			w := *d
+			w.ResyncStep, w.ResyncAt = step, at
+			wantDevice(t, "device after SetResync", mustDevice(t, s, alice, d.ID), &w)
+		}
+		wantLog(t, s, twofa.EventResyncStarted, twofa.EventResyncStarted)
+	})
+
+	t.Run("ErrNotFound", func(t *testing.T) {
+		s := openStore(t, open)
+		enroll(t, s, alice, "dev_a", now0)
+		enroll(t, s, bob, "dev_bob", now0)
+		for _, tt := range []struct {
+			name string
+			ref  twofa.UserRef
+			id   string
+		}{
+			{"UnknownDevice", alice, "dev_unknown"},
+			{"OtherUsersDevice", alice, "dev_bob"},
+			{"UnknownUser", nobody, "dev_a"},
+		} {
+			err := s.SetResync(t.Context(), tt.ref, tt.id, firstStep+40, now0, newEvent(twofa.EventResyncStarted, tt.ref, tt.id))
+			wantErr(t, fmt.Sprintf("%s: SetResync(%s, %s)", tt.name, tt.ref, tt.id), err, twofa.ErrNotFound)
+		}
+		if d := mustDevice(t, s, bob, "dev_bob"); d.ResyncStep != 0 {
+			t.Errorf("bob's ResyncStep = %d, want 0", d.ResyncStep)
+		}
+		wantLog(t, s)
+	})
+}
+
+func testUnlock(t *testing.T, open Opener) {
+	t.Run("OK", func(t *testing.T) {
+		s := openStore(t, open)
+		enroll(t, s, alice, "dev_a", now0)
+		enroll(t, s, bob, "dev_bob", now0)
+		failN(t, s, alice, 5, now0)
+		failN(t, s, bob, 2, now0)
+		wantNoErr(t, "Unlock", s.Unlock(t.Context(), alice, newEvent(twofa.EventUnlocked, alice, "")))
+		wantFailures(t, s, alice, 0, time.Time{})
+		wantFailures(t, s, bob, 2, time.Time{})
+
+		forever := func(int, time.Time) time.Time { return twofa.Forever }
+		if _, err := s.BeginAttempt(t.Context(), alice, now0, forever); err != nil {
+			t.Fatalf("BeginAttempt = %v", err)
+		}
+		wantNoErr(t, "Unlock(Forever)", s.Unlock(t.Context(), alice, nil))
+		wantFailures(t, s, alice, 0, time.Time{})
+		wantNoErr(t, "Unlock(not locked)", s.Unlock(t.Context(), alice, nil))
+		wantLog(t, s, twofa.EventUnlocked)
+	})
+
+	t.Run("ErrNotFound", func(t *testing.T) {
+		s := openStore(t, open)
+		err := s.Unlock(t.Context(), nobody, newEvent(twofa.EventUnlocked, nobody, ""))
+		wantErr(t, "Unlock(unknown)", err, twofa.ErrNotFound)
+		wantLog(t, s)
+	})
+}

@@ -1,0 +1,291 @@
+package twofa
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twofa/twofa/otp"
+)
+
+// Factors that verify a code.
+const (
+	FactorTOTP       = "totp"
+	FactorBackupCode = "backup_code"
+)
+
+// Reasons a well-formed code is refused.
+const (
+	ReasonInvalidCode = "invalid_code"
+	ReasonReplayed    = "replayed"
+)
+
+// VerifyResult is the answer to a well-formed code.
+type VerifyResult struct {
+	Valid  bool
+	Reason string // when not valid: ReasonInvalidCode or ReasonReplayed
+	Factor string // when valid: FactorTOTP or FactorBackupCode
+	Device string // the matching TOTP device
+	// BackupCodesRemaining is the user's unused backup codes after this.
+	BackupCodesRemaining int
+	// LockedUntil is set when this failure locked the user.
+	LockedUntil time.Time
+}
+
+// Verify answers whether code is the user's second factor, now, for the
+// first time. It tries every active TOTP device, or, when the code has the
+// form of a backup code, the user's backup codes.
+//
+// Errors, for which nothing is counted: ErrNotEnrolled (no active factor),
+// ErrMalformedCode (a code of no factor's form; limited per user),
+// LockedError (too many failures), ErrRateLimited.
+//
+// Each attempt is counted as a failure before it is checked, so parallel
+// guesses cannot outrun the lockout; a success clears the count. A TOTP
+// step is accepted only if it is newer than the device's last accepted
+// step, with a compare-and-set in the store, so of any number of
+// concurrent requests with one code, in any number of processes, exactly
+// one is valid.
+func (s *Service) Verify(ctx context.Context, ref UserRef, code string) (*VerifyResult, error) {
+	u, err := s.user(ctx, ref)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrNotEnrolled
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	devices := u.ActiveDevices()
+	if len(devices) == 0 && u.BackupCodes == 0 {
+		return nil, ErrNotEnrolled
+	}
+	factor, err := classify(code, devices)
+	if err != nil {
+		return nil, s.refuseMalformed(ctx, ref, now, err)
+	}
+	if u.Locked(now) {
+		return nil, LockedError(u.LockedUntil)
+	}
+	failures, err := s.store.BeginAttempt(ctx, ref, now, s.policy.LockUntil)
+	if err != nil {
+		return nil, err
+	}
+	if factor == FactorBackupCode {
+		return s.verifyBackupCode(ctx, u, code, failures, now)
+	}
+	return s.verifyTOTP(ctx, u, devices, code, failures, now)
+}
+
+// classify tells which factor a code has the form of: a TOTP code of some
+// active device's length, or a backup code.
+func classify(code string, devices []*Device) (string, error) {
+	if _, ok := normalizeBackupCode(code); ok {
+		return FactorBackupCode, nil
+	}
+	var first error
+	for _, d := range devices {
+		_, err := otp.ParseCode(code, d.Params.Digits)
+		if err == nil {
+			return FactorTOTP, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	if first == nil {
+		return "", &Error{Code: EINVALID, Reason: ErrMalformedCode.Reason, Message: "code is not a backup code (such as " + backupExample + ")"}
+	}
+	return "", malformed(first)
+}
+
+// refuseMalformed records a malformed code against the user's limit.
+// Malformed input is not a guess, so it is not a failure, but an
+// unbounded stream of it would still cost us work and log space.
+func (s *Service) refuseMalformed(ctx context.Context, ref UserRef, now time.Time, err error) error {
+	n, herr := s.store.Hit(ctx, "malformed:"+ref.String(), time.Minute, now)
+	if herr != nil {
+		return herr
+	}
+	if n > s.policy.MalformedPerMinute {
+		return RateLimitedError("malformed codes", now.Truncate(time.Minute).Add(time.Minute))
+	}
+	return err
+}
+
+func (s *Service) verifyTOTP(ctx context.Context, u *User, devices []*Device, code string, failures int, now time.Time) (*VerifyResult, error) {
+	ref := u.Ref()
+	// Every device is tried, with no early exit, so the time taken does
+	// not tell which device, if any, matched.
+	var match *Device
+	var m otp.Match
+	for _, d := range devices {
+		if d.Kind != KindTOTP {
+			continue
+		}
+		k, err := s.key(d)
+		if err != nil {
+			return nil, err
+		}
+		dm, err := k.Verify(code, now, s.policy.windowFor(d.Drift))
+		if err != nil {
+			continue // another device's length; classify saw one that fits
+		}
+		// Prefer a match that is not a replay.
+		if dm.Valid && (match == nil || match.LastStep >= m.Step && dm.Step > d.LastStep) {
+			match, m = d, dm
+		}
+	}
+	if match == nil {
+		return s.fail(ctx, ref, "", FactorTOTP, ReasonInvalidCode, failures, now)
+	}
+	e := s.event(ctx, EventVerifySucceeded, ref, match.ID, now)
+	e.Factor = FactorTOTP
+	e.Detail = fmt.Sprintf("step offset %+d", m.Offset)
+	err := s.store.AcceptStep(ctx, StepAcceptance{
+		Ref: ref, DeviceID: match.ID, Step: m.Step, Drift: clampDrift(m.Offset, s.policy.MaxDrift),
+		Now: now, ResetFailures: true, Event: e,
+	})
+	if errors.Is(err, ErrReplayed) {
+		return s.fail(ctx, ref, match.ID, FactorTOTP, ReasonReplayed, failures, now)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &VerifyResult{Valid: true, Factor: FactorTOTP, Device: match.ID, BackupCodesRemaining: u.BackupCodes}, nil
+}
+
+// clampDrift bounds a learned drift: the window reaches at most MaxDrift
+// steps beyond the policy's window.
+func clampDrift(offset, bound int) int {
+	return max(-bound, min(bound, offset))
+}
+
+// fail records a failed attempt (already counted by BeginAttempt) and, if
+// it locked the user, the lock.
+func (s *Service) fail(ctx context.Context, ref UserRef, device, factor, reason string, failures int, now time.Time) (*VerifyResult, error) {
+	t := EventVerifyFailed
+	if reason == ReasonReplayed {
+		t = EventReplayRejected
+	}
+	e := s.event(ctx, t, ref, device, now)
+	e.Factor, e.Reason, e.Detail = factor, reason, fmt.Sprintf("%d consecutive failures", failures)
+	events := []*AuditEvent{e}
+	res := &VerifyResult{Reason: reason}
+	if until := s.policy.LockUntil(failures, now); !until.IsZero() {
+		res.LockedUntil = until
+		l := s.event(ctx, EventLocked, ref, "", now)
+		l.Detail = fmt.Sprintf("after %d consecutive failures, until %s", failures, until.UTC().Format(time.RFC3339))
+		events = append(events, l)
+		s.log.WarnContext(ctx, "user locked out", "tenant", ref.Tenant, "user", ref.User, "failures", failures, "until", until)
+	}
+	s.audit(ctx, events...)
+	return res, nil
+}
+
+// ResyncResult is the outcome of a resync.
+type ResyncResult struct {
+	Valid  bool
+	Reason string // "invalid_code", "not_consecutive", "clock_too_far", "first_code_saved"
+	Drift  int    // the device's drift in steps, when valid
+	// ClockSkew is how far the device's clock seems off (positive: ahead).
+	ClockSkew time.Duration
+}
+
+// Resync relearns a device's clock drift from two consecutive codes,
+// searched in a wide window (Policy.ResyncWindow steps either side). Given
+// only code1, it remembers it for Policy.ResyncMemory and a later call with
+// the next code completes the pair. The accepted step is burnt like any
+// other. Resync is rate limited per user, audited, refused while the user
+// is locked, and never clears a lock or failure count.
+//
+// A drift larger than MaxDrift steps beyond the window is refused as
+// "clock_too_far": a phone that far off has a wrong clock, and the user
+// should set it to automatic time rather than have twofa follow it.
+func (s *Service) Resync(ctx context.Context, ref UserRef, deviceID, code1, code2 string) (*ResyncResult, error) {
+	u, err := s.user(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	d := u.Device(deviceID)
+	if d == nil || d.Status != StatusActive || d.Kind != KindTOTP {
+		return nil, fmt.Errorf("no active TOTP device %q: %w", deviceID, ErrNotFound)
+	}
+	if _, err := otp.ParseCode(code1, d.Params.Digits); err != nil {
+		return nil, malformed(err)
+	}
+	if _, err := otp.ParseCode(code2, d.Params.Digits); err != nil && code2 != "" {
+		return nil, malformed(err)
+	}
+	if u.Locked(now) {
+		return nil, LockedError(u.LockedUntil)
+	}
+	n, err := s.store.Hit(ctx, "resync:"+ref.String(), time.Hour, now)
+	if err != nil {
+		return nil, err
+	}
+	if n > s.policy.ResyncPerHour {
+		return nil, RateLimitedError("resync attempts", now.Truncate(time.Hour).Add(time.Hour))
+	}
+	k, err := s.key(d)
+	if err != nil {
+		return nil, err
+	}
+	wide := otp.Window{Behind: s.policy.ResyncWindow, Ahead: s.policy.ResyncWindow}
+	cur := d.Params.Step(now)
+	find := func(code string) (uint64, bool) {
+		m, err := k.Verify(code, now, wide)
+		return m.Step, err == nil && m.Valid && m.Step > d.LastStep
+	}
+	failed := func(reason string) (*ResyncResult, error) {
+		e := s.event(ctx, EventResyncFailed, ref, d.ID, now)
+		e.Factor, e.Reason = FactorTOTP, reason
+		s.audit(ctx, e)
+		return &ResyncResult{Reason: reason}, nil
+	}
+	first, ok := find(code1)
+	if !ok {
+		return failed(ReasonInvalidCode)
+	}
+	var second uint64
+	switch {
+	case code2 != "":
+		if second, ok = find(code2); !ok {
+			return failed(ReasonInvalidCode)
+		}
+	case !d.ResyncAt.IsZero() && now.Sub(d.ResyncAt) <= s.policy.ResyncMemory:
+		// code1 completes the pair begun earlier.
+		first, second = d.ResyncStep, first
+	default:
+		e := s.event(ctx, EventResyncStarted, ref, d.ID, now)
+		e.Factor = FactorTOTP
+		if err := s.store.SetResync(ctx, ref, d.ID, first, now, e); err != nil {
+			return nil, err
+		}
+		return &ResyncResult{Reason: "first_code_saved"}, nil
+	}
+	if second != first+1 {
+		return failed("not_consecutive")
+	}
+	offset := int(int64(second) - int64(cur))
+	skew := time.Duration(offset*d.Params.Period) * time.Second
+	if limit := s.policy.MaxDrift + max(s.policy.Window.Behind, s.policy.Window.Ahead); offset > limit || -offset > limit {
+		res, err := failed("clock_too_far")
+		if res != nil {
+			res.ClockSkew = skew
+		}
+		return res, err
+	}
+	drift := clampDrift(offset, s.policy.MaxDrift)
+	e := s.event(ctx, EventResyncSucceeded, ref, d.ID, now)
+	e.Factor, e.Detail = FactorTOTP, fmt.Sprintf("drift %+d steps", drift)
+	err = s.store.AcceptStep(ctx, StepAcceptance{Ref: ref, DeviceID: d.ID, Step: second, Drift: drift, Now: now, Event: e})
+	if errors.Is(err, ErrReplayed) {
+		return failed(ReasonReplayed)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &ResyncResult{Valid: true, Drift: drift, ClockSkew: skew}, nil
+}
