@@ -26,11 +26,15 @@ type Enrollment struct {
 	Device    *Device
 	Secret    []byte
 	URI       string
-	QR        *otp.QR
 	ExpiresAt time.Time
 	// Warnings name parameters that popular apps mishandle.
 	Warnings []string
 }
+
+// QR encodes the key URI as a QR code, for the user to scan. It is left
+// to the edges that show it: encoding takes milliseconds, which bulk
+// enrollment need not pay.
+func (e *Enrollment) QR() (*otp.QR, error) { return otp.NewQR(e.URI, otp.RecoveryM) }
 
 // Limits of enrollment fields, in bytes.
 const (
@@ -69,10 +73,6 @@ func (s *Service) BeginEnrollment(ctx context.Context, ref UserRef, req EnrollRe
 	if err != nil {
 		return nil, Errorf(EINVALID, "%s", strings.TrimPrefix(err.Error(), "otp: "))
 	}
-	qr, err := otp.NewQR(uri, otp.RecoveryM)
-	if err != nil {
-		return nil, err
-	}
 	e := s.event(ctx, EventEnrollStarted, ref, d.ID, now)
 	e.Factor, e.Detail = string(KindTOTP), fmt.Sprintf("name %q", d.Name)
 	expired, err := s.store.CreateDevice(ctx, d, s.policy.MaxDevices, now, e)
@@ -80,7 +80,7 @@ func (s *Service) BeginEnrollment(ctx context.Context, ref UserRef, req EnrollRe
 		return nil, err
 	}
 	s.auditExpired(ctx, expired, now)
-	return &Enrollment{Device: d, Secret: secret, URI: uri, QR: qr, ExpiresAt: d.ExpiresAt, Warnings: u.Compatibility()}, nil
+	return &Enrollment{Device: d, Secret: secret, URI: uri, ExpiresAt: d.ExpiresAt, Warnings: u.Compatibility()}, nil
 }
 
 // newDevice validates an enrollment request into a device and its key URI

@@ -84,7 +84,7 @@ func TestService_Verify(t *testing.T) {
 
 // One valid code raced by 32 goroutines is valid exactly once.
 func TestService_VerifyConcurrent(t *testing.T) {
-	forEachStore(t, func(t *testing.T, open func(t *testing.T) (twofa.Store, string)) {
+	forEachStore(t, func(t *testing.T, open func(t testing.TB) (twofa.Store, string)) {
 		store, _ := open(t)
 		f := newFixture(t, store, nil)
 		ref := twofa.UserRef{Tenant: "acme", User: "carol"}

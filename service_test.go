@@ -40,14 +40,14 @@ func (c *clock) Add(d time.Duration) {
 // storeKinds are the stores every Service test runs on.
 var storeKinds = []struct {
 	name string
-	open func(t *testing.T) (twofa.Store, string)
+	open func(t testing.TB) (twofa.Store, string)
 }{
 	{"SQLite", openSQLite},
 	{"PostgreSQL", openPostgres},
 }
 
 // openSQLite opens a store on a new database file and returns its path.
-func openSQLite(t *testing.T) (twofa.Store, string) {
+func openSQLite(t testing.TB) (twofa.Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "twofa.db")
 	s, err := sqlite.Open(context.Background(), path)
@@ -59,7 +59,7 @@ func openSQLite(t *testing.T) (twofa.Store, string) {
 }
 
 // openPostgres opens a store in a new schema of the test database.
-func openPostgres(t *testing.T) (twofa.Store, string) {
+func openPostgres(t testing.TB) (twofa.Store, string) {
 	t.Helper()
 	dsn := testenv.Getenv(t, "TWOFA_TEST_POSTGRES_DSN")
 	ctx := context.Background()
@@ -164,7 +164,7 @@ func (f *fixture) enrollCtx(ctx context.Context, t *testing.T, ref twofa.UserRef
 	return en, k, res.BackupCodes
 }
 
-func forEachStore(t *testing.T, fn func(t *testing.T, open func(t *testing.T) (twofa.Store, string))) {
+func forEachStore(t *testing.T, fn func(t *testing.T, open func(t testing.TB) (twofa.Store, string))) {
 	for _, sk := range storeKinds {
 		t.Run(sk.name, func(t *testing.T) { fn(t, sk.open) })
 	}
@@ -174,7 +174,7 @@ func forEachStore(t *testing.T, fn func(t *testing.T, open func(t *testing.T) (t
 // each store, driven by the injected clock, and then checks that no log
 // line holds a secret, a code or a backup code.
 func TestService_Lifecycle(t *testing.T) {
-	forEachStore(t, func(t *testing.T, open func(t *testing.T) (twofa.Store, string)) {
+	forEachStore(t, func(t *testing.T, open func(t testing.TB) (twofa.Store, string)) {
 		store, _ := open(t)
 		f := newFixture(t, store, nil)
 		ctx := twofa.WithMeta(context.Background(), twofa.Meta{Actor: "test", IP: "203.0.113.7", UserAgent: "Firefox"})
