@@ -84,7 +84,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, tenant, name string, scope S
 	k := &APIKey{ID: NewID("key"), Tenant: tenant, Name: name, Scope: scope, Hash: hashAPIKey(secret), CreatedAt: now}
 	e := s.event(ctx, EventAPIKeyCreated, UserRef{Tenant: tenant}, "", now)
 	e.Detail = fmt.Sprintf("key %s %q, scope %s", k.ID, name, scope)
-	if err := s.keyStore().CreateAPIKey(ctx, k, e); err != nil {
+	if err := s.store.CreateAPIKey(ctx, k, e); err != nil {
 		return "", nil, err
 	}
 	return secret, k, nil
@@ -94,9 +94,6 @@ func hashAPIKey(secret string) []byte {
 	h := sha256.Sum256([]byte(secret))
 	return h[:]
 }
-
-// keyStore returns the store's APIKeyStore.
-func (s *Service) keyStore() APIKeyStore { return s.store.(APIKeyStore) }
 
 // Authenticate returns the API key whose secret this is, or an
 // EUNAUTHORIZED error. Lookups are cached for a few seconds, so a revoked
@@ -110,7 +107,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*APIKey, err
 	if k := s.apiKeys.get(h, now); k != nil {
 		return k, nil
 	}
-	k, err := s.keyStore().APIKeyByHash(ctx, h)
+	k, err := s.store.APIKeyByHash(ctx, h)
 	if err != nil {
 		if ErrorCode(err) == ENOTFOUND {
 			return nil, Errorf(EUNAUTHORIZED, "unknown or revoked API key")
@@ -123,7 +120,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*APIKey, err
 
 // APIKeys lists a tenant's keys ("" for all).
 func (s *Service) APIKeys(ctx context.Context, tenant string) ([]*APIKey, error) {
-	return s.keyStore().APIKeys(ctx, tenant)
+	return s.store.APIKeys(ctx, tenant)
 }
 
 // RevokeAPIKey revokes a key.
@@ -131,7 +128,7 @@ func (s *Service) RevokeAPIKey(ctx context.Context, id string) error {
 	now := s.now()
 	e := s.event(ctx, EventAPIKeyRevoked, UserRef{}, "", now)
 	e.Detail = "key " + id
-	return s.keyStore().RevokeAPIKey(ctx, id, now, e)
+	return s.store.RevokeAPIKey(ctx, id, now, e)
 }
 
 // apiKeyCacheTTL bounds how long a revoked key may still be accepted by a

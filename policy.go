@@ -50,6 +50,13 @@ type Policy struct {
 	// guesses, and do not count as failures, but are limited too
 	// (default 20).
 	MalformedPerMinute int
+
+	// VerifyPerIPPerMinute limits verifications per end-user IP address in
+	// a tenant, as the calling application reports it (default 600; 0: no
+	// limit). TenantVerifyPerMinute limits a whole tenant's verifications
+	// (default 0: no limit).
+	VerifyPerIPPerMinute  int
+	TenantVerifyPerMinute int
 }
 
 // DefaultPolicy returns the default policy.
@@ -70,6 +77,8 @@ func DefaultPolicy() Policy {
 		LockMax:            15 * time.Minute,
 		HardLockAfter:      100,
 		MalformedPerMinute: 20,
+
+		VerifyPerIPPerMinute: 600,
 	}
 }
 
@@ -101,6 +110,8 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("policy: hard lock must come after the first lock and at most at 100 failures (NIST SP 800-63B)")
 	case p.MalformedPerMinute < 1:
 		return fmt.Errorf("policy: malformed-code limit must be positive")
+	case p.VerifyPerIPPerMinute < 0 || p.TenantVerifyPerMinute < 0:
+		return fmt.Errorf("policy: verification limits must not be negative (0: no limit)")
 	}
 	return nil
 }

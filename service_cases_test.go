@@ -358,3 +358,40 @@ func TestService_SecretsSealedAtRest(t *testing.T) {
 		}
 	}
 }
+
+func TestService_VerifyLimits(t *testing.T) {
+	store, _ := openSQLite(t)
+	p := twofa.DefaultPolicy()
+	p.VerifyPerIPPerMinute, p.TenantVerifyPerMinute = 3, 6 // refused requests count too
+	p.LockAfter, p.HardLockAfter = 100, 100
+	f := newFixture(t, store, &p)
+	ref := twofa.UserRef{Tenant: "acme", User: "ivan"}
+	_, k, _ := f.enroll(t, ref, "Phone")
+	at := func(ip string) context.Context { return twofa.WithMeta(context.Background(), twofa.Meta{IP: ip}) }
+	tests := []struct {
+		name    string
+		ctx     context.Context
+		wantErr bool
+	}{
+		{"IP1/1", at("198.51.100.1"), false},
+		{"IP1/2", at("198.51.100.1"), false},
+		{"IP1/3", at("198.51.100.1"), false},
+		{"IP1/4/ErrRateLimited", at("198.51.100.1"), true},
+		{"IP2/1", at("198.51.100.2"), false},
+		{"NoIP", context.Background(), false},
+		{"IP3/Tenant/ErrRateLimited", at("198.51.100.3"), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.svc.Verify(tt.ctx, ref, wrongCode(k, f.clock.Now()))
+			if got := errors.Is(err, twofa.ErrRateLimited); got != tt.wantErr {
+				t.Fatalf("err = %v, want rate limited %v", err, tt.wantErr)
+			}
+		})
+	}
+	// A new minute, a new window.
+	f.clock.Add(time.Minute)
+	if _, err := f.svc.Verify(at("198.51.100.1"), ref, wrongCode(k, f.clock.Now())); err != nil {
+		t.Errorf("next minute: %v", err)
+	}
+}

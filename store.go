@@ -30,6 +30,7 @@ type Store interface {
 	LimitStore
 	AuditStore
 	SecretStore
+	APIKeyStore
 }
 
 // DeviceStore keeps users and their devices.

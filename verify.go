@@ -67,6 +67,9 @@ func (s *Service) Verify(ctx context.Context, ref UserRef, code string) (*Verify
 	if u.Locked(now) {
 		return nil, LockedError(u.LockedUntil)
 	}
+	if err := s.limitVerify(ctx, ref, now); err != nil {
+		return nil, err
+	}
 	failures, err := s.store.BeginAttempt(ctx, ref, now, s.policy.LockUntil)
 	if err != nil {
 		return nil, err
@@ -97,6 +100,32 @@ func classify(code string, devices []*Device) (string, error) {
 		return "", &Error{Code: EINVALID, Reason: ErrMalformedCode.Reason, Message: "code is not a backup code (such as " + backupExample + ")"}
 	}
 	return "", malformed(first)
+}
+
+// limitVerify applies the per-IP and per-tenant limits. The IP is the end
+// user's, as the calling application reports it: every request of a
+// tenant comes from its servers, so their address would limit everyone.
+func (s *Service) limitVerify(ctx context.Context, ref UserRef, now time.Time) error {
+	limits := []struct {
+		key, what string
+		max       int
+	}{
+		{"verify-tenant:" + ref.Tenant, "verifications for this tenant", s.policy.TenantVerifyPerMinute},
+		{"verify-ip:" + ref.Tenant + ":" + MetaFrom(ctx).IP, "verifications from this IP address", s.policy.VerifyPerIPPerMinute},
+	}
+	for i, l := range limits {
+		if l.max == 0 || i == 1 && MetaFrom(ctx).IP == "" {
+			continue
+		}
+		n, err := s.store.Hit(ctx, l.key, time.Minute, now)
+		if err != nil {
+			return err
+		}
+		if n > l.max {
+			return RateLimitedError(l.what, now.Truncate(time.Minute).Add(time.Minute))
+		}
+	}
+	return nil
 }
 
 // refuseMalformed records a malformed code against the user's limit.

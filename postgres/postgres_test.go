@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -115,8 +118,75 @@ func TestOpen_Concurrent(t *testing.T) {
 	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&versions); err != nil {
 		t.Fatal(err)
 	}
-	if versions != 1 {
-		t.Errorf("schema_migrations has %d rows, want 1", versions)
+	if want := len(migrationFiles(t)); versions != want {
+		t.Errorf("schema_migrations has %d rows, want %d", versions, want)
+	}
+}
+
+// migrationFiles returns the names of the migrations, in order.
+func migrationFiles(tb testing.TB) []string {
+	tb.Helper()
+	names, err := filepath.Glob(filepath.Join("migrations", "*.postgres.up.sql"))
+	if err != nil || len(names) == 0 {
+		tb.Fatalf("no migrations: %v", err)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func TestOpen_FromVersion1(t *testing.T) {
+	// A schema made by the first release, with data in it, is brought up
+	// to date and keeps its data; opening it again finds nothing to do.
+	dsn := testDSN(t)
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	first := migrationFiles(t)[0]
+	migration1, err := os.ReadFile(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (
+			version    integer PRIMARY KEY,
+			name       text NOT NULL,
+			applied_at timestamptz NOT NULL DEFAULT now())`,
+		string(migration1),
+		`INSERT INTO schema_migrations (version, name) VALUES (1, '` + filepath.Base(first) + `')`,
+		`INSERT INTO users (tenant, user_id, failures) VALUES ('acme', 'alice', 2)`,
+	} {
+		if _, err := conn.Exec(t.Context(), q); err != nil {
+			t.Fatalf("making a version 1 schema: %v", err)
+		}
+	}
+
+	ref := twofa.UserRef{Tenant: "acme", User: "alice"}
+	for range 2 {
+		s := mustOpen(t, dsn)
+		if u, err := s.User(t.Context(), ref); err != nil || u.Failures != 2 {
+			t.Fatalf("User after migrating = %+v, %v; want the version 1 user", u, err)
+		}
+		rows, _ := conn.Query(t.Context(), `SELECT version FROM schema_migrations ORDER BY version`)
+		versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(migrationFiles(t)); len(versions) != n || versions[n-1] != n {
+			t.Errorf("schema_migrations = %v, want 1 to %d", versions, n)
+		}
+	}
+	s := mustOpen(t, dsn)
+	now := time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
+	chain := twofa.NewAuditChain([]byte("postgres migration test key 32b!"))
+	k := &twofa.APIKey{ID: "key_1", Tenant: "acme", Name: "app", Scope: twofa.ScopeApp, Hash: []byte{0, 1, 2}, CreatedAt: now}
+	e := chain.Prepare(&twofa.AuditEvent{Time: now, Type: twofa.EventAPIKeyCreated, Tenant: "acme"})
+	if err := s.CreateAPIKey(t.Context(), k, e); err != nil {
+		t.Fatalf("CreateAPIKey after migrating = %v", err)
+	}
+	if got, err := s.APIKeyByHash(t.Context(), k.Hash); err != nil || got.ID != k.ID {
+		t.Fatalf("APIKeyByHash after migrating = %+v, %v", got, err)
 	}
 }
 

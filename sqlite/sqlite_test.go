@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -111,6 +112,56 @@ func TestOpen(t *testing.T) {
 		}
 		wg.Wait()
 	})
+	t.Run("FromVersion1", func(t *testing.T) {
+		// A database made by the first release, with data in it, is
+		// brought up to date and keeps its data.
+		path := tempPath(t)
+		migration1, err := os.ReadFile(filepath.Join("migrations", "0001_initial.sqlite.up.sql"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{
+			`CREATE TABLE schema_migrations (
+				version    INTEGER NOT NULL PRIMARY KEY,
+				name       TEXT    NOT NULL,
+				applied_at INTEGER NOT NULL DEFAULT (unixepoch())
+			) STRICT`,
+			string(migration1),
+			`INSERT INTO schema_migrations (version, name) VALUES (1, '0001_initial')`,
+			`INSERT INTO users (tenant, user_id, failures) VALUES ('acme', 'alice', 2)`,
+		} {
+			if _, err := db.ExecContext(t.Context(), q); err != nil {
+				db.Close()
+				t.Fatalf("making a version 1 database: %v", err)
+			}
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		for range 2 { // the second Open finds nothing to do
+			s := MustOpen(t, path)
+			if u, err := s.User(t.Context(), alice); err != nil || u.Failures != 2 {
+				t.Fatalf("User after migrating = %+v, %v; want the version 1 user", u, err)
+			}
+			versions := migrationVersions(t, path)
+			if len(versions) != sqlite.MigrationVersion || versions[len(versions)-1] != sqlite.MigrationVersion {
+				t.Errorf("schema_migrations = %v, want 1 to %d", versions, sqlite.MigrationVersion)
+			}
+		}
+		s := MustOpen(t, path)
+		k := &twofa.APIKey{ID: "key_1", Tenant: "acme", Name: "app", Scope: twofa.ScopeApp, Hash: []byte{0, 1, 2}, CreatedAt: now0}
+		if err := s.CreateAPIKey(t.Context(), k, event(twofa.UserRef{Tenant: "acme"}, twofa.EventAPIKeyCreated)); err != nil {
+			t.Fatalf("CreateAPIKey after migrating = %v", err)
+		}
+		if got, err := s.APIKeyByHash(t.Context(), k.Hash); err != nil || got.ID != k.ID {
+			t.Fatalf("APIKeyByHash after migrating = %+v, %v", got, err)
+		}
+	})
 	t.Run("MissingDirectory", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "no", "such", "dir", "twofa.db")
 		_, err := sqlite.Open(t.Context(), path)
@@ -126,6 +177,33 @@ func TestOpen(t *testing.T) {
 			t.Fatalf("database not at %q: %v", path, err)
 		}
 	})
+}
+
+// migrationVersions returns the versions schema_migrations records.
+func migrationVersions(t *testing.T, path string) []int {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(t.Context(), `SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var versions []int
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		versions = append(versions, v)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return versions
 }
 
 // TestSecretAtRest checks that what reaches the disk is the sealed blob

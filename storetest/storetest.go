@@ -12,6 +12,9 @@
 // events they append, and, above all, the atomic steps that security rests on
 // under concurrency, within one handle and across two handles on the same
 // database (as two processes would be). Run it with -race.
+//
+// Beyond twofa.Store, the suite requires what the twofa binary needs of a
+// store: twofa.APIKeyStore and a readiness check, Ping(context.Context) error.
 package storetest
 
 import (
@@ -67,6 +70,11 @@ func Run(t *testing.T, open Opener) {
 		{"SealedSecrets", testSealedSecrets},
 		{"ReplaceSealed", testReplaceSealed},
 		{"CountSealed", testCountSealed},
+		{"CreateAPIKey", testCreateAPIKey},
+		{"APIKeyByHash", testAPIKeyByHash},
+		{"APIKeys", testAPIKeys},
+		{"RevokeAPIKey", testRevokeAPIKey},
+		{"Ping", testPing},
 	} {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel() // each test has a store of its own

@@ -26,6 +26,14 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"serve", "run the HTTP API", runServe},
+		{"apikey", "create, list and revoke API keys", runAPIKey},
+		{"users", "show, unlock or disable a user's second factors", runUsers},
+		{"enroll", "enroll a user's TOTP device from this terminal", runEnroll},
+		{"import", "import existing TOTP secrets (otpauth URIs or CSV)", runImport},
+		{"keys", "rotate and inspect the master keyring", runKeys},
+		{"audit", "verify or tail the audit log", runAudit},
+		{"migrate", "create or upgrade the database schema", runMigrate},
 		{"otp", "compute, verify and provision one-time passwords (like oathtool)", runOTP},
 		{"version", "print the version", runVersion},
 	}

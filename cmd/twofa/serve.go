@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/twofa/twofa/web"
+)
+
+func encodeKey(key []byte) string { return base64.StdEncoding.EncodeToString(key) }
+
+func runServe(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "serve", "twofa serve [flags]")
+	var c config
+	c.register(fs, e)
+	c.policyFlags(fs, e)
+	var addr, certFile, keyFile string
+	envFlag(fs, e, &addr, "addr", "127.0.0.1:8080", "`address` to listen on")
+	envFlag(fs, e, &certFile, "tls-cert", "", "TLS certificate `file` (PEM); with --tls-key, serve HTTPS")
+	envFlag(fs, e, &keyFile, "tls-key", "", "TLS private key `file` (PEM)")
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	if (certFile == "") != (keyFile == "") {
+		return usageError("--tls-cert and --tls-key go together")
+	}
+	log, err := c.logger(e.stderr)
+	if err != nil {
+		return err
+	}
+	svc, st, err := c.open(ctx, e, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           web.NewHandler(svc, web.Options{Logger: log, Ready: st.Ping}),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	scheme := "http"
+	if certFile != "" {
+		scheme = "https"
+	}
+	log.Info("serving", "url", fmt.Sprintf("%s://%s", scheme, ln.Addr()), "version", version)
+	fmt.Fprintf(e.stdout, "twofa listening on %s://%s\n", scheme, ln.Addr())
+
+	// Expired enrollments are swept now and then; any replica may do it.
+	go func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if n, err := svc.SweepExpired(ctx); err != nil {
+					log.Error("sweeping expired enrollments", "err", err)
+				} else if n > 0 {
+					log.Info("swept expired enrollments", "count", n)
+				}
+			}
+		}
+	}()
+
+	errc := make(chan error, 1)
+	go func() {
+		if certFile != "" {
+			errc <- srv.ServeTLS(ln, certFile, keyFile)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,29 @@
+package web
+
+import "net/http"
+
+// addRoutes is the table of contents of the API: every route, its handler
+// and who may call it.
+func (s *server) addRoutes(mux *http.ServeMux) {
+	mux.Handle("GET /healthz", handleHealthz())
+	mux.Handle("GET /readyz", s.handleReadyz())
+	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.Handle("GET /v1/openapi.json", handleOpenAPI())
+
+	app := s.requireScope(false)
+	admin := s.requireScope(true)
+	mux.Handle("POST /v1/users/{user_id}/totp", app(s.handleEnroll()))
+	mux.Handle("POST /v1/users/{user_id}/totp/{device_id}/confirm", app(s.handleConfirm()))
+	mux.Handle("POST /v1/users/{user_id}/totp/{device_id}/resync", app(s.handleResync()))
+	mux.Handle("POST /v1/users/{user_id}/verify", app(s.handleVerify()))
+	mux.Handle("GET /v1/users/{user_id}", app(s.handleUser()))
+	mux.Handle("DELETE /v1/users/{user_id}", app(s.handleDisable()))
+	mux.Handle("DELETE /v1/users/{user_id}/devices/{device_id}", app(s.handleRevokeDevice()))
+	mux.Handle("POST /v1/users/{user_id}/backup-codes", app(s.handleBackupCodes()))
+
+	mux.Handle("POST /v1/users/{user_id}/unlock", admin(s.handleUnlock()))
+	mux.Handle("GET /v1/audit", admin(s.handleAudit()))
+	mux.Handle("GET /v1/audit/verify", admin(s.handleAuditVerify()))
+
+	mux.Handle("/", handleNotFound())
+}
