@@ -3,7 +3,7 @@
 #   make test    everything CI runs: installs test tools, gofmt, vet, race tests
 #   make bench   benchmarks
 #   make fuzz    every fuzz target for FUZZTIME each
-#   make lint    gofmt, vet and static checks
+#   make lint    gofmt, vet, staticcheck, govulncheck, no fmt.Print outside cmd/
 
 GO       ?= go
 FUZZTIME ?= 30s
@@ -38,3 +38,4 @@ fuzz:
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
 lint: check-fmt vet
+	bash scripts/lint.sh

@@ -22,7 +22,6 @@ const (
 	EventVerifyFailed      EventType = "verify_failed"
 	EventReplayRejected    EventType = "replay_rejected"
 	EventLocked            EventType = "user_locked"
-	EventLockedRefused     EventType = "locked_refused"
 	EventUnlocked          EventType = "user_unlocked"
 	EventBackupCodeUsed    EventType = "backup_code_used"
 	EventBackupCodesIssued EventType = "backup_codes_issued"

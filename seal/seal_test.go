@@ -101,7 +101,7 @@ func TestSealDoesNotAliasInputs(t *testing.T) {
 	if err != nil || string(got) != "secret" {
 		t.Fatalf("Open() = %q, %v, want %q, nil", got, err, "secret")
 	}
-	got = append(got, "-suffix"...)
+	_ = append(got, "-suffix"...) // must not reach into a later Open's buffer
 	if got2, err := kr.Open(blob, ad); err != nil || string(got2) != "secret" {
 		t.Fatalf("second Open() = %q, %v, want %q, nil", got2, err, "secret")
 	}
