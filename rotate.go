@@ -63,6 +63,8 @@ func (s *Service) reseal(ctx context.Context, v SealedSecret) error {
 		ad = secretAD(v.Device)
 	case v.Setting != "":
 		ad = settingAD(v.Setting)
+	case v.PromptKeyOf != "":
+		ad = promptKeyAD(v.PromptKeyOf)
 	default:
 		return fmt.Errorf("sealed value %s: neither a device nor a setting", v.Ref)
 	}

@@ -18,13 +18,14 @@ import (
 // keeps no state of its own beyond keys, so any number of Services may
 // share one Store.
 type Service struct {
-	store  Store
-	keys   *seal.Keyring
-	policy Policy
-	now    func() time.Time
-	log    *slog.Logger
-	chain  *AuditChain
-	pepper []byte // the backup-code hashing key
+	store   Store
+	keys    *seal.Keyring
+	policy  Policy
+	now     func() time.Time
+	log     *slog.Logger
+	chain   *AuditChain
+	pepper  []byte // the backup-code hashing key
+	pageKey []byte // signs the hosted pages' cookies
 
 	apiKeys keyCache
 }
@@ -40,6 +41,7 @@ type Options struct {
 const (
 	settingAuditKey     = "audit_chain_key"
 	settingBackupPepper = "backup_code_key"
+	settingPageKey      = "page_session_key"
 )
 
 // NewService returns a Service on store, sealing secrets with keys. On
@@ -67,8 +69,15 @@ func NewService(ctx context.Context, store Store, keys *seal.Keyring, opts Optio
 	if s.pepper, err = s.initKey(ctx, settingBackupPepper); err != nil {
 		return nil, err
 	}
+	if s.pageKey, err = s.initKey(ctx, settingPageKey); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
+
+// PageKey returns the key that signs the hosted pages' cookies: the same
+// in every process sharing the store, sealed in it like every secret.
+func (s *Service) PageKey() []byte { return s.pageKey }
 
 // Policy returns the service's policy.
 func (s *Service) Policy() Policy { return s.policy }
@@ -184,7 +193,11 @@ func (s *Service) Disable(ctx context.Context, ref UserRef) error {
 	if err := ref.Validate(); err != nil {
 		return err
 	}
-	return s.store.DeleteFactors(ctx, ref, s.event(ctx, EventDisabled, ref, "", s.now()))
+	err := s.store.DeleteFactors(ctx, ref, s.event(ctx, EventDisabled, ref, "", s.now()))
+	if errors.Is(err, ErrNotFound) {
+		return nil // nothing to disable: as after a successful Disable
+	}
+	return err
 }
 
 // Unlock clears a user's failures and lock; for administrators.
@@ -229,21 +242,55 @@ func (s *Service) AuditEvents(ctx context.Context, f AuditFilter) ([]*AuditEvent
 
 // VerifyAudit walks the whole audit log and checks its chain.
 func (s *Service) VerifyAudit(ctx context.Context) (ChainState, error) {
+	st, _, err := s.verifyAudit(ctx, "")
+	return st, err
+}
+
+// VerifyAuditFor walks the whole chain, which every tenant shares, but
+// reports only what concerns one tenant: whether the chain holds, how many
+// of the tenant's entries it holds, and details of a break only if the
+// broken entry is the tenant's. The head and other tenants' volume stay
+// with the operator (VerifyAudit).
+func (s *Service) VerifyAuditFor(ctx context.Context, tenant string) (ChainState, error) {
+	st, own, err := s.verifyAudit(ctx, tenant)
+	if err != nil {
+		return ChainState{}, err
+	}
+	out := ChainState{OK: st.OK, Events: own}
+	if !st.OK {
+		out.BadSeq, out.Problem = st.BadSeq, st.Problem
+		if st.BadSeq == 0 {
+			out.Problem = "an entry of another tenant does not verify: tell the operator"
+		}
+	}
+	return out, nil
+}
+
+// verifyAudit walks the chain and counts the entries of tenant; when the
+// chain breaks at an entry of another tenant, it clears BadSeq.
+func (s *Service) verifyAudit(ctx context.Context, tenant string) (ChainState, int64, error) {
 	v := s.chain.Verifier()
-	var after int64
+	var after, own int64
 	for {
 		events, err := s.store.AuditEvents(ctx, AuditFilter{After: after, Limit: 1000})
 		if err != nil {
-			return v.State(), err
+			return v.State(), own, err
 		}
 		for _, e := range events {
 			if !v.Next(e) {
-				return v.State(), nil
+				st := v.State()
+				if tenant != "" && e.Tenant != tenant {
+					st.BadSeq = 0
+				}
+				return st, own, nil
+			}
+			if e.Tenant == tenant {
+				own++
 			}
 			after = e.Seq
 		}
 		if len(events) < 1000 {
-			return v.State(), nil
+			return v.State(), own, nil
 		}
 	}
 }

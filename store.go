@@ -173,9 +173,10 @@ type SecretStore interface {
 
 // SealedSecret is a sealed value and what its associated data is made of.
 type SealedSecret struct {
-	Ref     string // opaque, unique and ordered: "device:<id>" or "setting:<name>"
-	Setting string // the setting's name, for settings
-	Device  *Device
-	Blob    []byte
-	KeyID   uint32
+	Ref         string // opaque, unique and ordered: "device:<id>", "setting:<name>" or "tenant:<id>"
+	Setting     string // the setting's name, for settings
+	Device      *Device
+	PromptKeyOf string // the tenant, for a tenant's prompt key (stores that keep tenants)
+	Blob        []byte
+	KeyID       uint32
 }

@@ -166,8 +166,10 @@ func (u *User) Device(id string) *Device {
 	return nil
 }
 
-// Enrolled reports whether the user has an active second factor.
-func (u *User) Enrolled() bool { return len(u.ActiveDevices()) > 0 }
+// Enrolled reports whether the user has a second factor: an active device
+// or an unused backup code. A user who revoked a lost phone is still
+// enrolled while backup codes remain, and uses one to add a new device.
+func (u *User) Enrolled() bool { return len(u.ActiveDevices()) > 0 || u.BackupCodes > 0 }
 
 // Forever is the LockedUntil of a user locked until an administrator
 // unlocks them.

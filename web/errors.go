@@ -87,9 +87,3 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		Error *apiError `json:"error"`
 	}{e})
 }
-
-func handleNotFound() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		encode(w, http.StatusNotFound, map[string]any{"error": apiError{Code: twofa.ENOTFOUND, Message: "no such route: see /v1/openapi.json"}})
-	})
-}

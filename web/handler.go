@@ -26,6 +26,10 @@ type Options struct {
 	Ready func(context.Context) error
 	// Now is the clock, for Retry-After; nil: time.Now.
 	Now func() time.Time
+	// PublicURL is where users reach twofa, such as
+	// "https://2fa.example.com", for the links the API hands out; empty:
+	// derived from each request's Host and TLS.
+	PublicURL string
 }
 
 type server struct {
@@ -34,11 +38,13 @@ type server struct {
 	ready   func(context.Context) error
 	now     func() time.Time
 	metrics *metrics
+	// publicURL has no trailing slash; empty: derive from the request.
+	publicURL string
 }
 
 // NewHandler returns the HTTP API of svc.
 func NewHandler(svc *twofa.Service, opts Options) http.Handler {
-	s := &server{svc: svc, log: opts.Logger, ready: opts.Ready, now: opts.Now, metrics: newMetrics()}
+	s := &server{svc: svc, log: opts.Logger, ready: opts.Ready, now: opts.Now, metrics: newMetrics(), publicURL: strings.TrimSuffix(opts.PublicURL, "/")}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -47,8 +53,40 @@ func NewHandler(svc *twofa.Service, opts Options) http.Handler {
 	}
 	mux := http.NewServeMux()
 	s.addRoutes(mux)
-	return s.recoverPanics(s.logRequests(securityHeaders(mux)))
+	return s.logRequests(s.recoverPanics(securityHeaders(s.jsonMisses(mux))))
 }
+
+// jsonMisses answers requests no route matches with JSON errors: 404 for
+// an unknown path, 405 (with Allow) for a known path and another method.
+func (s *server) jsonMisses(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := &statusWriter{ResponseWriter: discardBody{w}}
+		h.ServeHTTP(rec, r) // the mux's own 404, 405 or redirect, for its status and headers
+		switch rec.status {
+		case http.StatusMethodNotAllowed:
+			encode(w, rec.status, map[string]any{"error": apiError{Code: twofa.EINVALID, Reason: "method_not_allowed", Message: "method not allowed here: see the Allow header"}})
+		case http.StatusNotFound:
+			encode(w, rec.status, map[string]any{"error": apiError{Code: twofa.ENOTFOUND, Message: "no such route: see /v1/openapi.json"}})
+		default:
+			w.WriteHeader(rec.status)
+		}
+	})
+}
+
+// discardBody lets the mux set headers and a status but drops its text body.
+type discardBody struct{ http.ResponseWriter }
+
+func (d discardBody) WriteHeader(status int) {
+	if status != http.StatusNotFound && status != http.StatusMethodNotAllowed {
+		d.ResponseWriter.WriteHeader(status)
+	}
+}
+func (discardBody) Write(b []byte) (int, error) { return len(b), nil }
 
 type ctxKey int
 
@@ -69,15 +107,17 @@ func (s *server) requireScope(admin bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			auth := r.Header.Get("Authorization")
-			secret, ok := strings.CutPrefix(auth, "Bearer ")
-			if !ok {
+			scheme, secret, ok := strings.Cut(auth, " ")
+			if !ok || !strings.EqualFold(scheme, "Bearer") { // schemes are case-insensitive (RFC 9110)
 				w.Header().Set("WWW-Authenticate", `Bearer realm="twofa"`)
 				s.writeError(w, r, twofa.Errorf(twofa.EUNAUTHORIZED, "missing API key: send Authorization: Bearer <key>"))
 				return
 			}
 			k, err := s.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
 			if err != nil {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="twofa", error="invalid_token"`)
+				if twofa.ErrorCode(err) == twofa.EUNAUTHORIZED {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="twofa", error="invalid_token"`)
+				}
 				s.writeError(w, r, err)
 				return
 			}
@@ -92,7 +132,7 @@ func (s *server) requireScope(admin bool) func(http.Handler) http.Handler {
 					s.writeError(w, r, invalid(HeaderEndUserIP+" must be an IPv4 or IPv6 address"))
 					return
 				}
-				m.IP = addr.Unmap().String()
+				m.IP = addr.Unmap().WithZone("").String() // a zone would give one address many limit keys
 			}
 			if len(m.UserAgent) > 512 {
 				m.UserAgent = m.UserAgent[:512]
@@ -180,7 +220,8 @@ func (s *server) recoverPanics(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.log.ErrorContext(r.Context(), "panic serving request", "route", r.Pattern, "type", fmt.Sprintf("%T", v), "stack", string(debug.Stack()))
+				id, _ := r.Context().Value(keyRequestID).(string)
+				s.log.ErrorContext(r.Context(), "panic serving request", "request_id", id, "path_pattern", r.Pattern, "type", fmt.Sprintf("%T", v), "stack", string(debug.Stack()))
 				s.writeError(w, r, fmt.Errorf("panic"))
 			}
 		}()

@@ -202,12 +202,13 @@ func (s *server) handleVerify() http.Handler {
 		}
 		res, err := s.svc.Verify(r.Context(), ref(r), req.Code)
 		if err != nil {
-			reason := twofa.ErrorCode(err)
-			if e := toAPIError(r.Context(), s.log, err); e.Reason != "" {
-				reason = e.Reason
+			e := toAPIError(r.Context(), s.log, err)
+			reason := e.Reason
+			if reason == "" {
+				reason = e.Code
 			}
 			s.metrics.verifications.WithLabelValues("error", reason).Inc()
-			s.writeError(w, r, err)
+			s.writeError(w, r, e)
 			return
 		}
 		out := verifyResponse{Valid: res.Valid, Reason: res.Reason}
@@ -386,14 +387,14 @@ func (s *server) handleAudit() http.Handler {
 
 func (s *server) handleAuditVerify() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st, err := s.svc.VerifyAudit(r.Context())
+		k := r.Context().Value(keyAPIKey).(*twofa.APIKey)
+		st, err := s.svc.VerifyAuditFor(r.Context(), k.Tenant)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 		encode(w, http.StatusOK, map[string]any{
-			"ok": st.OK, "events": st.Events, "head": hex.EncodeToString(st.Head),
-			"bad_seq": st.BadSeq, "problem": st.Problem,
+			"ok": st.OK, "tenant_events": st.Events, "bad_seq": st.BadSeq, "problem": st.Problem,
 		})
 	})
 }

@@ -1,6 +1,10 @@
 package web
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/twofa/twofa"
+)
 
 // addRoutes is the table of contents of the API: every route, its handler
 // and who may call it.
@@ -20,10 +24,12 @@ func (s *server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("DELETE /v1/users/{user_id}", app(s.handleDisable()))
 	mux.Handle("DELETE /v1/users/{user_id}/devices/{device_id}", app(s.handleRevokeDevice()))
 	mux.Handle("POST /v1/users/{user_id}/backup-codes", app(s.handleBackupCodes()))
+	mux.Handle("POST /v1/users/{user_id}/enrollment-links", app(s.handleCreateLink(twofa.LinkEnroll)))
+	mux.Handle("POST /v1/users/{user_id}/manage-links", app(s.handleCreateLink(twofa.LinkManage)))
 
 	mux.Handle("POST /v1/users/{user_id}/unlock", admin(s.handleUnlock()))
 	mux.Handle("GET /v1/audit", admin(s.handleAudit()))
 	mux.Handle("GET /v1/audit/verify", admin(s.handleAuditVerify()))
 
-	mux.Handle("/", handleNotFound())
+	s.addPageRoutes(mux) // the hosted pages and the links to them: pages_routes.go
 }

@@ -31,10 +31,12 @@ func commands() []command {
 		{"users", "show, unlock or disable a user's second factors", runUsers},
 		{"enroll", "enroll a user's TOTP device from this terminal", runEnroll},
 		{"import", "import existing TOTP secrets (otpauth URIs or CSV)", runImport},
+		{"tenant", "set a tenant's prompt key and return URLs", runTenant},
 		{"keys", "rotate and inspect the master keyring", runKeys},
 		{"audit", "verify or tail the audit log", runAudit},
 		{"migrate", "create or upgrade the database schema", runMigrate},
 		{"otp", "compute, verify and provision one-time passwords (like oathtool)", runOTP},
+		{"bench", "load-test a running server and check every answer", runBench},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -19,8 +19,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	var c config
 	c.register(fs, e)
 	c.policyFlags(fs, e)
-	var addr, certFile, keyFile string
+	var addr, certFile, keyFile, publicURL string
 	envFlag(fs, e, &addr, "addr", "127.0.0.1:8080", "`address` to listen on")
+	envFlag(fs, e, &publicURL, "public-url", "", "the `URL` end users reach twofa at, for links to the hosted pages (default: from each request's Host)")
 	envFlag(fs, e, &certFile, "tls-cert", "", "TLS certificate `file` (PEM); with --tls-key, serve HTTPS")
 	envFlag(fs, e, &keyFile, "tls-key", "", "TLS private key `file` (PEM)")
 	if help, err := parseFlags(fs, args); help || err != nil {
@@ -44,7 +45,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           web.NewHandler(svc, web.Options{Logger: log, Ready: st.Ping}),
+		Handler:           web.NewHandler(svc, web.Options{Logger: log, Ready: st.Ping, PublicURL: publicURL}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,

@@ -1,0 +1,298 @@
+// twofa example in Java 17, standard library only (java.net.http and javax.crypto).
+//
+// Enrolls a user, confirms the enrollment with a TOTP code computed here,
+// verifies a code, shows that a replayed and a malformed code are refused,
+// and prints the user's status. Configure with TWOFA_URL, TWOFA_API_KEY and
+// optionally TWOFA_USER. Exits non-zero on any unexpected answer.
+//
+//   java TwofaExample.java
+
+import java.net.URI;
+import java.net.URLEncoder;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import javax.crypto.Mac;
+import javax.crypto.spec.SecretKeySpec;
+
+public class TwofaExample {
+    static final String BASE_URL = env("TWOFA_URL", "http://127.0.0.1:8080").replaceAll("/+$", "");
+    static final String API_KEY = env("TWOFA_API_KEY", "");
+    static final String USER = env("TWOFA_USER", "alice");
+    static final int PERIOD = 30, DIGITS = 6; // twofa's defaults: HMAC-SHA1, 30 s steps, 6 digits
+
+    static final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+
+    public static void main(String[] args) throws Exception {
+        if (API_KEY.isEmpty()) fail("set TWOFA_API_KEY (create one with: twofa apikey create --name demo)");
+        String userPath = "/v1/users/" + pathEscape(USER);
+        System.out.println("twofa at " + BASE_URL + ", user '" + USER + "'");
+
+        // 1. Enroll: twofa makes the secret, the otpauth URI and a QR code.
+        Response r = call("POST", userPath + "/totp", "{\"name\": \"Example phone\"}");
+        if (r.status != 201) fail("enroll: " + r);
+        String deviceId = r.str("device_id");
+        String secret = r.str("secret");
+        // Never print or log the secret: anyone who has it can make codes.
+        String uri = r.str("otpauth_uri").replaceAll("secret=[^&]*", "secret=REDACTED");
+        System.out.println("1. enrolled device " + deviceId + ": " + uri);
+        System.out.println("   (a real app shows qr_png, a " + r.str("qr_png").length()
+                + "-char base64 PNG, for the user to scan)");
+
+        // 2. Confirm with the code of the PREVIOUS step (now - 30 s). twofa
+        // accepts each code only once (a step must be newer than the last one
+        // accepted), so confirming with the current code would leave nothing
+        // for step 3; the server's window of one step either side still takes
+        // it. Near the end of a step, wait for the next so the window still fits.
+        long msLeft = PERIOD * 1000L - System.currentTimeMillis() % (PERIOD * 1000L);
+        if (msLeft < 2000) Thread.sleep(msLeft + 100);
+        String previous = totp(secret, System.currentTimeMillis() / 1000 - PERIOD);
+        r = call("POST", userPath + "/totp/" + pathEscape(deviceId) + "/confirm", codeBody(previous));
+        if (r.status != 200 || !Boolean.TRUE.equals(r.get("valid"))) fail("confirm: " + r);
+        Object backup = r.get("backup_codes");
+        int n = backup instanceof List<?> l ? l.size() : 0;
+        System.out.println("2. confirmed with the previous step's code: " + n + " backup codes received");
+
+        // 3. Verify the current step's code, as an authenticator app shows it.
+        String code = totp(secret, System.currentTimeMillis() / 1000);
+        r = call("POST", userPath + "/verify", codeBody(code));
+        if (r.status != 200 || !Boolean.TRUE.equals(r.get("valid"))) fail("verify: " + r);
+        System.out.println("3. verify current code: valid (factor " + r.str("factor") + ")");
+
+        // 4. The same code again is refused: a code is good only once.
+        r = call("POST", userPath + "/verify", codeBody(code));
+        if (r.status != 200 || !Boolean.FALSE.equals(r.get("valid")) || !"replayed".equals(r.get("reason"))) {
+            fail("replay: " + r);
+        }
+        System.out.println("4. verify same code again: refused, reason '" + r.str("reason") + "'");
+
+        // 5. A code of the wrong form is a client error, with an error body.
+        r = call("POST", userPath + "/verify", codeBody("12345"));
+        if (r.status != 400 || !(r.get("error") instanceof Map)) fail("malformed: " + r);
+        System.out.println("5. verify malformed '12345': HTTP " + r.status + " " + r.raw.strip());
+
+        // 6. The user's status: devices (never secrets) and backup codes left.
+        r = call("GET", userPath, null);
+        if (r.status != 200 || !Boolean.TRUE.equals(r.get("enrolled"))) fail("user: " + r);
+        System.out.println("6. GET " + userPath + ": " + r.raw.strip());
+        System.out.println("OK");
+    }
+
+    /** totp is RFC 6238: HMAC-SHA1 of the 30 s step counter, dynamically truncated. */
+    static String totp(String secretBase32, long unixSeconds) throws Exception {
+        Mac mac = Mac.getInstance("HmacSHA1");
+        mac.init(new SecretKeySpec(base32Decode(secretBase32), "HmacSHA1"));
+        byte[] h = mac.doFinal(ByteBuffer.allocate(8).putLong(unixSeconds / PERIOD).array());
+        int offset = h[h.length - 1] & 0x0f;
+        int number = ByteBuffer.wrap(h, offset, 4).getInt() & 0x7fffffff;
+        return String.format("%0" + DIGITS + "d", number % (int) Math.pow(10, DIGITS));
+    }
+
+    /** base32Decode decodes RFC 4648 base32, ignoring case, spaces and padding. */
+    static byte[] base32Decode(String s) {
+        String alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        var out = new java.io.ByteArrayOutputStream();
+        int bits = 0, value = 0;
+        for (char c : s.toUpperCase().replaceAll("[\\s=]", "").toCharArray()) {
+            int i = alphabet.indexOf(c);
+            if (i < 0) throw new IllegalArgumentException("secret is not base32");
+            value = (value << 5) | i;
+            bits += 5;
+            if (bits >= 8) {
+                bits -= 8;
+                out.write((value >>> bits) & 0xff);
+            }
+        }
+        return out.toByteArray();
+    }
+
+    record Response(int status, String raw, Object json) {
+        Object get(String field) {
+            return json instanceof Map<?, ?> m ? m.get(field) : null;
+        }
+
+        String str(String field) {
+            if (get(field) instanceof String s) return s;
+            fail("no string field " + field + " in " + this);
+            return null;
+        }
+
+        @Override
+        public String toString() {
+            return "HTTP " + status + " " + raw.strip();
+        }
+    }
+
+    static Response call(String method, String path, String jsonBody) throws Exception {
+        var req = HttpRequest.newBuilder(URI.create(BASE_URL + path))
+                .timeout(Duration.ofSeconds(10))
+                .header("Authorization", "Bearer " + API_KEY);
+        if (jsonBody == null) {
+            req.method(method, HttpRequest.BodyPublishers.noBody());
+        } else {
+            req.header("Content-Type", "application/json");
+            req.method(method, HttpRequest.BodyPublishers.ofString(jsonBody));
+        }
+        HttpResponse<String> resp = http.send(req.build(), HttpResponse.BodyHandlers.ofString());
+        String raw = resp.body();
+        return new Response(resp.statusCode(), raw, raw.isBlank() ? null : new Json(raw).parse());
+    }
+
+    static String codeBody(String code) {
+        return "{\"code\": \"" + code + "\"}"; // codes are digits or [a-z0-9-]: nothing to escape
+    }
+
+    static String pathEscape(String s) {
+        return URLEncoder.encode(s, StandardCharsets.UTF_8).replace("+", "%20");
+    }
+
+    static String env(String name, String fallback) {
+        String v = System.getenv(name);
+        return v == null || v.isEmpty() ? fallback : v;
+    }
+
+    static void fail(String msg) {
+        System.err.println("UNEXPECTED: " + msg);
+        System.exit(1);
+    }
+
+    /**
+     * Json is a small but complete JSON parser: objects become Maps, arrays
+     * Lists, numbers Doubles, and true/false/null Booleans and null.
+     */
+    static final class Json {
+        private final String s;
+        private int i;
+
+        Json(String s) { this.s = s; }
+
+        Object parse() {
+            Object v = value();
+            ws();
+            if (i != s.length()) throw error("trailing data");
+            return v;
+        }
+
+        private Object value() {
+            ws();
+            if (i >= s.length()) throw error("unexpected end");
+            char c = s.charAt(i);
+            switch (c) {
+                case '{': return object();
+                case '[': return array();
+                case '"': return string();
+                case 't': return literal("true", Boolean.TRUE);
+                case 'f': return literal("false", Boolean.FALSE);
+                case 'n': return literal("null", null);
+                default:
+                    if (c == '-' || (c >= '0' && c <= '9')) return number();
+                    throw error("unexpected '" + c + "'");
+            }
+        }
+
+        private Map<String, Object> object() {
+            var m = new LinkedHashMap<String, Object>();
+            i++; // {
+            ws();
+            if (accept('}')) return m;
+            do {
+                ws();
+                if (!(i < s.length() && s.charAt(i) == '"')) throw error("expected a key");
+                String k = string();
+                ws();
+                expect(':');
+                m.put(k, value());
+                ws();
+            } while (accept(','));
+            expect('}');
+            return m;
+        }
+
+        private List<Object> array() {
+            var l = new ArrayList<Object>();
+            i++; // [
+            ws();
+            if (accept(']')) return l;
+            do {
+                l.add(value());
+                ws();
+            } while (accept(','));
+            expect(']');
+            return l;
+        }
+
+        private String string() {
+            var b = new StringBuilder();
+            i++; // opening quote
+            while (true) {
+                if (i >= s.length()) throw error("unterminated string");
+                char c = s.charAt(i++);
+                if (c == '"') return b.toString();
+                if (c != '\\') {
+                    b.append(c);
+                    continue;
+                }
+                if (i >= s.length()) throw error("unterminated string");
+                char e = s.charAt(i++);
+                switch (e) {
+                    case '"', '\\', '/' -> b.append(e);
+                    case 'b' -> b.append('\b');
+                    case 'f' -> b.append('\f');
+                    case 'n' -> b.append('\n');
+                    case 'r' -> b.append('\r');
+                    case 't' -> b.append('\t');
+                    case 'u' -> {
+                        if (i + 4 > s.length()) throw error("bad \\u escape");
+                        b.append((char) Integer.parseInt(s.substring(i, i + 4), 16));
+                        i += 4;
+                    }
+                    default -> throw error("bad escape");
+                }
+            }
+        }
+
+        private Double number() {
+            int start = i;
+            while (i < s.length() && "+-0123456789.eE".indexOf(s.charAt(i)) >= 0) i++;
+            try {
+                return Double.valueOf(s.substring(start, i));
+            } catch (NumberFormatException e) {
+                throw error("bad number");
+            }
+        }
+
+        private Object literal(String word, Object v) {
+            if (!s.startsWith(word, i)) throw error("bad literal");
+            i += word.length();
+            return v;
+        }
+
+        private void ws() {
+            while (i < s.length() && " \t\r\n".indexOf(s.charAt(i)) >= 0) i++;
+        }
+
+        /** accept consumes c if it is next. */
+        private boolean accept(char c) {
+            if (i < s.length() && s.charAt(i) == c) {
+                i++;
+                return true;
+            }
+            return false;
+        }
+
+        private void expect(char c) {
+            if (!accept(c)) throw error("expected '" + c + "'");
+        }
+
+        private IllegalArgumentException error(String msg) {
+            return new IllegalArgumentException("JSON: " + msg + " at offset " + i);
+        }
+    }
+}

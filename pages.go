@@ -1,0 +1,317 @@
+package twofa
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/twofa/twofa/prompt"
+	"github.com/twofa/twofa/seal"
+)
+
+// This file holds what the hosted pages need: single-use links that let an
+// end user enroll or manage their devices on twofa's own pages, and
+// tenants' settings for the hosted verification prompt.
+
+// LinkKind is what a link lets its holder do.
+type LinkKind string
+
+// Link kinds.
+const (
+	LinkEnroll LinkKind = "enroll" // add a first (or another) device
+	LinkManage LinkKind = "manage" // list, rename, revoke devices; new backup codes
+)
+
+// Link is a single-use, expiring URL token for one user's pages. Only its
+// SHA-256 hash is stored; the token itself is in the URL handed out once.
+type Link struct {
+	ID        string
+	Hash      []byte
+	Tenant    string
+	User      string
+	Kind      LinkKind
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time
+}
+
+// Ref returns the link's user.
+func (l *Link) Ref() UserRef { return UserRef{Tenant: l.Tenant, User: l.User} }
+
+// Tenant holds a tenant's settings for the hosted prompt.
+type Tenant struct {
+	ID string
+	// PromptKey is the sealed key that signs prompt requests and results;
+	// KeyID is its master key's ID.
+	PromptKey []byte
+	KeyID     uint32
+	// ReturnURLs are the URLs the prompt may send users back to. A
+	// request's return URL must start with one of them.
+	ReturnURLs []string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// PageStore keeps what the hosted pages need.
+type PageStore interface {
+	// CreateLink stores a new link.
+	CreateLink(ctx context.Context, l *Link, e *AuditEvent) error
+	// UseLink marks the link with this hash used at now and returns it,
+	// atomically: of concurrent uses, one succeeds. ErrNotFound when no
+	// link has the hash or it was used; ErrExpired when it expired
+	// (ExpiresAt <= now).
+	UseLink(ctx context.Context, hash []byte, now time.Time, e *AuditEvent) (*Link, error)
+
+	// Tenant returns a tenant's settings. ErrNotFound.
+	Tenant(ctx context.Context, id string) (*Tenant, error)
+	// PutTenant creates or replaces a tenant's settings.
+	PutTenant(ctx context.Context, t *Tenant, e *AuditEvent) error
+
+	// RenameDevice renames one of the user's devices. ErrNotFound.
+	RenameDevice(ctx context.Context, ref UserRef, deviceID, name string, e *AuditEvent) error
+
+	// Users returns up to limit users of the tenant whose ID starts with
+	// prefix, in ID order, after the ID after, with their devices and
+	// backup code counts.
+	Users(ctx context.Context, tenant, prefix, after string, limit int) ([]*User, error)
+}
+
+// Audit events of the pages.
+const (
+	EventLinkCreated   EventType = "link_created"
+	EventLinkUsed      EventType = "link_used"
+	EventDeviceRenamed EventType = "device_renamed"
+	EventTenantUpdated EventType = "tenant_updated"
+	EventPromptPassed  EventType = "prompt_passed"
+)
+
+// LinkTTL is how long a link may wait to be opened.
+const LinkTTL = 15 * time.Minute
+
+const linkPrefix = "tfl_"
+
+// CreateLink makes a single-use link token for one user's pages.
+func (s *Service) CreateLink(ctx context.Context, ref UserRef, kind LinkKind) (string, *Link, error) {
+	if err := ref.Validate(); err != nil {
+		return "", nil, err
+	}
+	if kind != LinkEnroll && kind != LinkManage {
+		return "", nil, Errorf(EINVALID, "link kind must be enroll or manage")
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", nil, fmt.Errorf("generating a link: %w", err)
+	}
+	token := linkPrefix + strings.ToLower(keyEncoding.EncodeToString(raw[:]))
+	now := s.now()
+	h := sha256.Sum256([]byte(token))
+	l := &Link{ID: NewID("lnk"), Hash: h[:], Tenant: ref.Tenant, User: ref.User, Kind: kind, CreatedAt: now, ExpiresAt: now.Add(LinkTTL)}
+	e := s.event(ctx, EventLinkCreated, ref, "", now)
+	e.Detail = fmt.Sprintf("%s link %s", kind, l.ID)
+	if err := s.pages().CreateLink(ctx, l, e); err != nil {
+		return "", nil, err
+	}
+	return token, l, nil
+}
+
+// OpenLink spends a link token and returns its link. Errors: ErrNotFound
+// (unknown or already used), ErrExpired.
+func (s *Service) OpenLink(ctx context.Context, token string) (*Link, error) {
+	if !strings.HasPrefix(token, linkPrefix) || len(token) > 128 {
+		return nil, ErrNotFound
+	}
+	h := sha256.Sum256([]byte(token))
+	now := s.now()
+	e := s.event(ctx, EventLinkUsed, UserRef{}, "", now)
+	l, err := s.pages().UseLink(ctx, h[:], now, e)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// RenameDevice renames one of the user's devices.
+func (s *Service) RenameDevice(ctx context.Context, ref UserRef, deviceID, name string) error {
+	if err := ref.Validate(); err != nil {
+		return err
+	}
+	name, err := cleanName("device name", name, maxDeviceName)
+	if err != nil {
+		return err
+	}
+	if name == "" {
+		return Errorf(EINVALID, "device name is empty")
+	}
+	e := s.event(ctx, EventDeviceRenamed, ref, deviceID, s.now())
+	e.Detail = fmt.Sprintf("to %q", name)
+	return s.pages().RenameDevice(ctx, ref, deviceID, name, e)
+}
+
+// Users lists a tenant's users for administrators.
+func (s *Service) Users(ctx context.Context, tenant, prefix, after string, limit int) ([]*User, error) {
+	if err := validateID("tenant", tenant); err != nil {
+		return nil, err
+	}
+	if limit <= 0 || limit > 500 {
+		limit = 50
+	}
+	return s.pages().Users(ctx, tenant, prefix, after, limit)
+}
+
+func (s *Service) pages() PageStore { return s.store.(PageStore) }
+
+func promptKeyAD(tenant string) []byte { return seal.AD("twofa/prompt-key/v1", tenant) }
+
+// tenant returns a tenant's settings, or empty ones.
+func (s *Service) tenant(ctx context.Context, id string) (*Tenant, error) {
+	t, err := s.pages().Tenant(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return &Tenant{ID: id, CreatedAt: s.now()}, nil
+	}
+	return t, err
+}
+
+// NewPromptKey makes a new prompt key for the tenant, replacing any other,
+// and returns it once. It is sealed at rest: twofa needs it to check
+// requests and sign results.
+func (s *Service) NewPromptKey(ctx context.Context, tenant string) ([]byte, error) {
+	if err := validateID("tenant", tenant); err != nil {
+		return nil, err
+	}
+	t, err := s.tenant(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	key, err := prompt.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	if t.PromptKey, err = s.keys.Seal(key, promptKeyAD(tenant)); err != nil {
+		return nil, err
+	}
+	t.KeyID, t.UpdatedAt = s.keys.ActiveID(), s.now()
+	e := s.event(ctx, EventTenantUpdated, UserRef{Tenant: tenant}, "", t.UpdatedAt)
+	e.Detail = "new prompt key"
+	if err := s.pages().PutTenant(ctx, t, e); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// SetReturnURLs registers the URLs the prompt may send the tenant's users
+// back to: absolute https URLs (http only for localhost), compared by
+// prefix.
+func (s *Service) SetReturnURLs(ctx context.Context, tenant string, urls []string) error {
+	if err := validateID("tenant", tenant); err != nil {
+		return err
+	}
+	for _, u := range urls {
+		if err := checkReturnURL(u); err != nil {
+			return err
+		}
+	}
+	t, err := s.tenant(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	t.ReturnURLs, t.UpdatedAt = urls, s.now()
+	e := s.event(ctx, EventTenantUpdated, UserRef{Tenant: tenant}, "", t.UpdatedAt)
+	e.Detail = fmt.Sprintf("return URLs %q", urls)
+	return s.pages().PutTenant(ctx, t, e)
+}
+
+func checkReturnURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" {
+		return Errorf(EINVALID, "return URL %q must be an absolute URL without credentials or fragment", raw)
+	}
+	local := u.Hostname() == "localhost" || u.Hostname() == "127.0.0.1" || u.Hostname() == "::1"
+	if u.Scheme != "https" && !(u.Scheme == "http" && local) {
+		return Errorf(EINVALID, "return URL %q must use https (http only for localhost)", raw)
+	}
+	return nil
+}
+
+// PromptRequest checks a signed prompt request: its signature under the
+// tenant's prompt key, its lifetime, and its return URL against the
+// tenant's registered ones. Errors are EINVALID.
+func (s *Service) PromptRequest(ctx context.Context, tenant, token string) (*prompt.Request, error) {
+	if err := validateID("tenant", tenant); err != nil {
+		return nil, err
+	}
+	key, t, err := s.promptKey(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	r, err := prompt.ParseRequest(key, token, s.now())
+	if err != nil {
+		return nil, Errorf(EINVALID, "%s", strings.TrimPrefix(err.Error(), "prompt: "))
+	}
+	if r.Tenant != tenant {
+		return nil, Errorf(EINVALID, "the request is for another tenant")
+	}
+	if err := (UserRef{Tenant: tenant, User: r.User}).Validate(); err != nil {
+		return nil, err
+	}
+	for _, allowed := range t.ReturnURLs {
+		if returnURLMatches(allowed, r.ReturnURL) {
+			return r, nil
+		}
+	}
+	return nil, Errorf(EINVALID, "the return URL is not registered for this tenant")
+}
+
+// returnURLMatches compares by prefix at a path boundary, so that
+// https://app.example/2fa allows https://app.example/2fa/done but not
+// https://app.example/2fa-evil or https://app.example.evil.
+func returnURLMatches(allowed, got string) bool {
+	a, err1 := url.Parse(allowed)
+	g, err2 := url.Parse(got)
+	if err1 != nil || err2 != nil || a.Scheme != g.Scheme || a.Host != g.Host || g.User != nil {
+		return false
+	}
+	ap := strings.TrimSuffix(a.Path, "/")
+	return g.Path == ap || strings.HasPrefix(g.Path, ap+"/") || ap == ""
+}
+
+// PromptResult signs the result of a passed prompt for the application.
+func (s *Service) PromptResult(ctx context.Context, r *prompt.Request, v *VerifyResult) (string, error) {
+	key, _, err := s.promptKey(ctx, r.Tenant)
+	if err != nil {
+		return "", err
+	}
+	defer clear(key)
+	now := s.now()
+	tok, err := prompt.SignResult(key, prompt.Result{
+		Tenant: r.Tenant, User: r.User, Nonce: r.Nonce, Factor: v.Factor, Device: v.Device,
+		IssuedAt: now.Unix(), ExpiresAt: now.Add(prompt.ResultLife).Unix(),
+	})
+	if err != nil {
+		return "", err
+	}
+	e := s.event(ctx, EventPromptPassed, UserRef{Tenant: r.Tenant, User: r.User}, v.Device, now)
+	e.Factor = v.Factor
+	s.audit(ctx, e)
+	return tok, nil
+}
+
+func (s *Service) promptKey(ctx context.Context, tenant string) ([]byte, *Tenant, error) {
+	t, err := s.pages().Tenant(ctx, tenant)
+	if errors.Is(err, ErrNotFound) || err == nil && len(t.PromptKey) == 0 {
+		return nil, nil, Errorf(EINVALID, "tenant %q has no prompt key: an administrator makes one with twofa tenant prompt-key", tenant)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := s.keys.Open(t.PromptKey, promptKeyAD(tenant))
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the prompt key of tenant %s: %w", tenant, err)
+	}
+	return key, t, nil
+}

@@ -1,0 +1,50 @@
+// Conveniences of twofa's hosted pages: copying the setup key, and
+// downloading or printing backup codes. Every page works without them;
+// their buttons stay hidden until this script shows them.
+(function () {
+  "use strict";
+
+  function say(text) {
+    var s = document.getElementById("copy-status");
+    if (s) s.textContent = text;
+  }
+
+  if (navigator.clipboard && window.isSecureContext) {
+    document.querySelectorAll("[data-copy]").forEach(function (b) {
+      b.hidden = false;
+      b.addEventListener("click", function () {
+        navigator.clipboard.writeText(b.getAttribute("data-copy")).then(
+          function () { say("Copied."); },
+          function () { say("Couldn't copy: select the key and copy it yourself."); });
+      });
+    });
+  }
+
+  function codesText() {
+    var lines = ["twofa backup codes", "Each code works once.", ""];
+    document.querySelectorAll("#backup-codes code").forEach(function (c) {
+      lines.push(c.textContent.trim());
+    });
+    lines.push("");
+    return lines.join("\r\n");
+  }
+
+  document.querySelectorAll("[data-download]").forEach(function (b) {
+    b.hidden = false;
+    b.addEventListener("click", function () {
+      var url = URL.createObjectURL(new Blob([codesText()], { type: "text/plain;charset=utf-8" }));
+      var a = document.createElement("a");
+      a.href = url;
+      a.download = b.getAttribute("data-download");
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(function () { URL.revokeObjectURL(url); }, 1000);
+    });
+  });
+
+  document.querySelectorAll("[data-print]").forEach(function (b) {
+    b.hidden = false;
+    b.addEventListener("click", function () { window.print(); });
+  });
+})();
