@@ -107,9 +107,10 @@ func newFlags(e *env, name, synopsis string) *flag.FlagSet {
 }
 
 // parseFlags parses args, turning -h into a clean exit and other mistakes
-// into a usage error.
+// into a usage error. Flags may follow arguments, as operators type them
+// ("twofa users show alice --tenant acme"); "--" ends the flags.
 func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
-	err = fs.Parse(args)
+	err = fs.Parse(interspersed(fs, args))
 	if errors.Is(err, flag.ErrHelp) {
 		return true, nil
 	}
@@ -120,3 +121,37 @@ func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
 }
 
 func trimNewline(s string) string { return strings.TrimRight(s, "\r\n") }
+
+// interspersed moves the flags in args before the arguments, so that the
+// flag package, which stops at the first argument, sees them all.
+func interspersed(fs *flag.FlagSet, args []string) []string {
+	var flags, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			rest = append(rest, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			rest = append(rest, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue // flag reports it
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue
+		}
+		if i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	return append(append(flags, "--"), rest...)
+}
