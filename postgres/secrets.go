@@ -13,10 +13,12 @@ import (
 )
 
 // Ref prefixes of sealed values. Every device Ref sorts before every
-// setting Ref, so SealedSecrets reads devices, then settings.
+// setting Ref, and every setting Ref before every tenant Ref, so
+// SealedSecrets reads devices, then settings, then tenants' prompt keys.
 const (
 	devicePrefix  = "device:"
 	settingPrefix = "setting:"
+	tenantPrefix  = "tenant:"
 )
 
 // blobKeyID is the key ID in a sealed blob's header, 0 if it has none.
@@ -44,8 +46,9 @@ func (s *Store) InitSetting(ctx context.Context, name string, value []byte) (_ [
 }
 
 // SealedSecrets returns up to limit sealed values not under keyID, in Ref
-// order, after the Ref after: devices by ID, then settings by name, both
-// byte-ordered by their "C" collation as Go orders strings.
+// order, after the Ref after: devices by ID, then settings by name, then
+// the prompt keys of tenants that have one by tenant ID, all byte-ordered
+// by their "C" collation as Go orders strings.
 func (s *Store) SealedSecrets(ctx context.Context, keyID uint32, after string, limit int) (_ []twofa.SealedSecret, err error) {
 	defer wrap(&err, "SealedSecrets")
 	var out []twofa.SealedSecret
@@ -90,6 +93,22 @@ func (s *Store) SealedSecrets(ctx context.Context, keyID uint32, after string, l
 		}
 		out = append(out, ss...)
 	}
+	if cond, arg, ok := from(tenantPrefix, "id"); ok && len(out) < limit {
+		rows, _ := s.pool.Query(ctx, `SELECT id, prompt_key, key_id FROM tenants
+			WHERE prompt_key IS NOT NULL AND key_id <> $1 AND `+cond+`
+			ORDER BY id LIMIT $2`, int64(keyID), limit-len(out), arg)
+		ts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (twofa.SealedSecret, error) {
+			var s twofa.SealedSecret
+			var id int64
+			err := row.Scan(&s.PromptKeyOf, &s.Blob, &id)
+			s.Ref, s.KeyID = tenantPrefix+s.PromptKeyOf, uint32(id)
+			return s, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ts...)
+	}
 	return out, nil
 }
 
@@ -102,6 +121,9 @@ func (s *Store) ReplaceSealed(ctx context.Context, old twofa.SealedSecret, blob 
 		q, key = `UPDATE devices SET secret = $1, key_id = $2 WHERE id = $3 AND secret = $4`, old.Ref[len(devicePrefix):]
 	case strings.HasPrefix(old.Ref, settingPrefix):
 		q, key = `UPDATE settings SET value = $1, key_id = $2 WHERE name = $3 AND value = $4`, old.Ref[len(settingPrefix):]
+	case strings.HasPrefix(old.Ref, tenantPrefix):
+		// A prompt key removed meanwhile (NULL) equals nothing.
+		q, key = `UPDATE tenants SET prompt_key = $1, key_id = $2 WHERE id = $3 AND prompt_key = $4`, old.Ref[len(tenantPrefix):]
 	default:
 		return false, fmt.Errorf("unknown ref %q", old.Ref)
 	}
@@ -113,12 +135,14 @@ func (s *Store) ReplaceSealed(ctx context.Context, old twofa.SealedSecret, blob 
 }
 
 // CountSealed returns the number of sealed values, and of those not under
-// keyID.
+// keyID: devices' secrets, settings and tenants' prompt keys.
 func (s *Store) CountSealed(ctx context.Context, keyID uint32) (total, stale int, err error) {
 	defer wrap(&err, "CountSealed")
 	err = s.pool.QueryRow(ctx, `SELECT
-			(SELECT count(*) FROM devices) + (SELECT count(*) FROM settings),
-			(SELECT count(*) FROM devices WHERE key_id <> $1) + (SELECT count(*) FROM settings WHERE key_id <> $1)`,
+			(SELECT count(*) FROM devices) + (SELECT count(*) FROM settings)
+				+ (SELECT count(*) FROM tenants WHERE prompt_key IS NOT NULL),
+			(SELECT count(*) FROM devices WHERE key_id <> $1) + (SELECT count(*) FROM settings WHERE key_id <> $1)
+				+ (SELECT count(*) FROM tenants WHERE prompt_key IS NOT NULL AND key_id <> $1)`,
 		int64(keyID)).Scan(&total, &stale)
 	return total, stale, err
 }

@@ -18,13 +18,13 @@ const apiKeyCols = `id, tenant, name, scope, hash, created_at, revoked_at, last_
 // CreateAPIKey stores a new key. A key whose ID or hash is taken is an
 // error, and nothing is written.
 func (s *Store) CreateAPIKey(ctx context.Context, k *twofa.APIKey, e *twofa.AuditEvent) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO api_keys (`+apiKeyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	return s.write(ctx, func(t *wtx) error {
+		if _, err := t.exec(`INSERT INTO api_keys (`+apiKeyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			k.ID, k.Tenant, k.Name, string(k.Scope), nonNil(k.Hash),
 			micros(k.CreatedAt), micros(k.RevokedAt), micros(k.LastUsedAt)); err != nil {
 			return fmt.Errorf("sqlite: create API key %s: %w", k.ID, err)
 		}
-		return s.appendEvents(ctx, tx, e)
+		return t.appendEvents(e)
 	})
 }
 
@@ -70,8 +70,8 @@ func (s *Store) APIKeys(ctx context.Context, tenant string) ([]*twofa.APIKey, er
 // RevokeAPIKey revokes a key by ID. ErrNotFound when no unrevoked key has
 // the ID.
 func (s *Store) RevokeAPIKey(ctx context.Context, id string, now time.Time, e *twofa.AuditEvent) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`,
+	return s.write(ctx, func(t *wtx) error {
+		n, err := rowsAffected(t.exec(`UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`,
 			micros(now), id))
 		if err != nil {
 			return fmt.Errorf("sqlite: revoke API key %s: %w", id, err)
@@ -79,7 +79,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, id string, now time.Time, e *t
 		if n == 0 {
 			return fmt.Errorf("API key %s: %w", id, twofa.ErrNotFound)
 		}
-		return s.appendEvents(ctx, tx, e)
+		return t.appendEvents(e)
 	})
 }
 

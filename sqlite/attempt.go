@@ -10,14 +10,13 @@ import (
 )
 
 // BeginAttempt counts one attempt for the user before it is checked.
-func (s *Store) BeginAttempt(ctx context.Context, ref twofa.UserRef, now time.Time, lockUntil func(failures int, now time.Time) time.Time) (failures int, err error) {
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		// Counting and the lock check are one statement: an attempt is
-		// counted only while the user is not locked at now.
-		err := stmt(ctx, tx, s.q.beginAttempt).QueryRowContext(ctx, ref.Tenant, ref.User, now.UnixMicro()).Scan(&failures)
+func (s *Store) BeginAttempt(ctx context.Context, ref twofa.UserRef, now time.Time, lockUntil func(failures int, now time.Time) time.Time) (int, error) {
+	var failures int
+	err := s.write(ctx, func(t *wtx) error {
+		err := t.queryRow(beginAttemptSQL, ref.Tenant, ref.User, now.UnixMicro()).Scan(&failures)
 		if err == sql.ErrNoRows {
 			var locked sql.NullInt64
-			err := stmt(ctx, tx, s.q.userLock).QueryRowContext(ctx, ref.Tenant, ref.User).Scan(&locked)
+			err := t.queryRow(userLockSQL, ref.Tenant, ref.User).Scan(&locked)
 			if err == sql.ErrNoRows {
 				return fmt.Errorf("user %s: %w", ref, twofa.ErrNotFound)
 			} else if err != nil {
@@ -28,7 +27,7 @@ func (s *Store) BeginAttempt(ctx context.Context, ref twofa.UserRef, now time.Ti
 			return fmt.Errorf("sqlite: begin attempt: %w", err)
 		}
 		if until := lockUntil(failures, now); until.After(now) {
-			if _, err := stmt(ctx, tx, s.q.setLock).ExecContext(ctx, micros(until), ref.Tenant, ref.User); err != nil {
+			if _, err := t.exec(setLockSQL, micros(until), ref.Tenant, ref.User); err != nil {
 				return fmt.Errorf("sqlite: lock user: %w", err)
 			}
 		}
@@ -47,15 +46,14 @@ func (s *Store) AcceptStep(ctx context.Context, a twofa.StepAcceptance) error {
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
-		n, err := rowsAffected(stmt(ctx, tx, s.q.acceptStep).ExecContext(ctx, st, a.Drift, micros(a.Now),
-			a.DeviceID, a.Ref.Tenant, a.Ref.User, st))
+	return s.write(ctx, func(t *wtx) error {
+		n, err := rowsAffected(t.exec(acceptStepSQL, st, a.Drift, micros(a.Now), a.DeviceID, a.Ref.Tenant, a.Ref.User))
 		if err != nil {
 			return fmt.Errorf("sqlite: accept step: %w", err)
 		}
 		if n == 0 {
 			var one int
-			err := stmt(ctx, tx, s.q.activeDevice).QueryRowContext(ctx, a.DeviceID, a.Ref.Tenant, a.Ref.User).Scan(&one)
+			err := t.queryRow(activeDeviceSQL, a.DeviceID, a.Ref.Tenant, a.Ref.User).Scan(&one)
 			switch {
 			case err == sql.ErrNoRows:
 				return fmt.Errorf("active device %s of %s: %w", a.DeviceID, a.Ref, twofa.ErrNotFound)
@@ -65,11 +63,11 @@ func (s *Store) AcceptStep(ctx context.Context, a twofa.StepAcceptance) error {
 			return fmt.Errorf("device %s of %s, step %d: %w", a.DeviceID, a.Ref, a.Step, twofa.ErrReplayed)
 		}
 		if a.ResetFailures {
-			if _, err := stmt(ctx, tx, s.q.resetFailures).ExecContext(ctx, a.Ref.Tenant, a.Ref.User); err != nil {
+			if _, err := t.exec(resetFailuresSQL, a.Ref.Tenant, a.Ref.User); err != nil {
 				return fmt.Errorf("sqlite: reset failures: %w", err)
 			}
 		}
-		return s.appendEvents(ctx, tx, a.Event)
+		return t.appendEvents(a.Event)
 	})
 }
 
@@ -79,8 +77,8 @@ func (s *Store) SetResync(ctx context.Context, ref twofa.UserRef, deviceID strin
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
-		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE devices SET resync_step = ?, resync_at = ?
+	return s.write(ctx, func(t *wtx) error {
+		n, err := rowsAffected(t.exec(`UPDATE devices SET resync_step = ?, resync_at = ?
 			WHERE id = ? AND tenant = ? AND user_id = ?`, st, micros(at), deviceID, ref.Tenant, ref.User))
 		if err != nil {
 			return fmt.Errorf("sqlite: set resync: %w", err)
@@ -88,41 +86,42 @@ func (s *Store) SetResync(ctx context.Context, ref twofa.UserRef, deviceID strin
 		if n == 0 {
 			return fmt.Errorf("device %s of %s: %w", deviceID, ref, twofa.ErrNotFound)
 		}
-		return s.appendEvents(ctx, tx, e)
+		return t.appendEvents(e)
 	})
 }
 
 // Unlock clears the user's failure count and lock.
 func (s *Store) Unlock(ctx context.Context, ref twofa.UserRef, e *twofa.AuditEvent) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		n, err := rowsAffected(stmt(ctx, tx, s.q.resetFailures).ExecContext(ctx, ref.Tenant, ref.User))
+	return s.write(ctx, func(t *wtx) error {
+		n, err := rowsAffected(t.exec(resetFailuresSQL, ref.Tenant, ref.User))
 		if err != nil {
 			return fmt.Errorf("sqlite: unlock: %w", err)
 		}
 		if n == 0 {
 			return fmt.Errorf("user %s: %w", ref, twofa.ErrNotFound)
 		}
-		return s.appendEvents(ctx, tx, e)
+		return t.appendEvents(e)
 	})
 }
 
 // ConsumeBackupCode spends the user's unused backup code with this hash.
-func (s *Store) ConsumeBackupCode(ctx context.Context, ref twofa.UserRef, hash []byte, now time.Time, e *twofa.AuditEvent) (remaining int, err error) {
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		n, err := rowsAffected(stmt(ctx, tx, s.q.consumeCode).ExecContext(ctx, micros(now), ref.Tenant, ref.User, nonNil(hash)))
+func (s *Store) ConsumeBackupCode(ctx context.Context, ref twofa.UserRef, hash []byte, now time.Time, e *twofa.AuditEvent) (int, error) {
+	var remaining int
+	err := s.write(ctx, func(t *wtx) error {
+		n, err := rowsAffected(t.exec(consumeCodeSQL, micros(now), ref.Tenant, ref.User, nonNil(hash)))
 		if err != nil {
 			return fmt.Errorf("sqlite: consume backup code: %w", err)
 		}
 		if n == 0 {
 			return fmt.Errorf("backup code of %s: %w", ref, twofa.ErrNotFound)
 		}
-		if _, err := stmt(ctx, tx, s.q.resetFailures).ExecContext(ctx, ref.Tenant, ref.User); err != nil {
+		if _, err := t.exec(resetFailuresSQL, ref.Tenant, ref.User); err != nil {
 			return fmt.Errorf("sqlite: reset failures: %w", err)
 		}
-		if err := stmt(ctx, tx, s.q.countCodes).QueryRowContext(ctx, ref.Tenant, ref.User).Scan(&remaining); err != nil {
+		if err := t.queryRow(countCodesSQL, ref.Tenant, ref.User).Scan(&remaining); err != nil {
 			return fmt.Errorf("sqlite: count backup codes: %w", err)
 		}
-		return s.appendEvents(ctx, tx, e)
+		return t.appendEvents(e)
 	})
 	if err != nil {
 		return 0, err
@@ -132,14 +131,14 @@ func (s *Store) ConsumeBackupCode(ctx context.Context, ref twofa.UserRef, hash [
 
 // ReplaceBackupCodes replaces all of the user's backup codes.
 func (s *Store) ReplaceBackupCodes(ctx context.Context, ref twofa.UserRef, hashes [][]byte, now time.Time, e *twofa.AuditEvent) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		if err := userExists(ctx, tx, ref); err != nil {
+	return s.write(ctx, func(t *wtx) error {
+		if err := userExists(t, ref); err != nil {
 			return err
 		}
-		if err := insertCodes(ctx, tx, ref, hashes, now); err != nil {
+		if err := insertCodes(t, ref, hashes, now); err != nil {
 			return err
 		}
-		return s.appendEvents(ctx, tx, e)
+		return t.appendEvents(e)
 	})
 }
 
@@ -149,21 +148,21 @@ func (s *Store) Hit(ctx context.Context, key string, window time.Duration, now t
 	if w <= 0 {
 		return 0, fmt.Errorf("sqlite: hit %q: window %v is shorter than a microsecond", key, window)
 	}
-	t := now.UnixMicro()
-	start := t / w * w
-	if t < 0 && t%w != 0 {
+	us := now.UnixMicro()
+	start := us / w * w
+	if us < 0 && us%w != 0 {
 		start -= w // floor, for times before 1970
 	}
 	var count int
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		if err := stmt(ctx, tx, s.q.hit).QueryRowContext(ctx, key, start, start+w).Scan(&count); err != nil {
+	err := s.write(ctx, func(t *wtx) error {
+		if err := t.queryRow(hitSQL, key, start, start+w).Scan(&count); err != nil {
 			return fmt.Errorf("sqlite: hit %q: %w", key, err)
 		}
 		// Ended windows are swept now and then, by whichever process
 		// gets there; the sweep uses the index on window_end.
 		last := s.lastSweep.Load()
-		if (t-last >= sweepEvery.Microseconds() || t < last) && s.lastSweep.CompareAndSwap(last, t) {
-			if _, err := stmt(ctx, tx, s.q.sweep).ExecContext(ctx, t); err != nil {
+		if (us-last >= sweepEvery.Microseconds() || us < last) && s.lastSweep.CompareAndSwap(last, us) {
+			if _, err := t.exec(sweepSQL, us); err != nil {
 				return fmt.Errorf("sqlite: sweep limits: %w", err)
 			}
 		}

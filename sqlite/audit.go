@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -14,7 +13,7 @@ import (
 func (s *Store) AppendAudit(ctx context.Context, events ...*twofa.AuditEvent) error {
 	for _, e := range events {
 		if e != nil {
-			return s.write(ctx, func(tx *sql.Tx) error { return s.appendEvents(ctx, tx, events...) })
+			return s.write(ctx, func(t *wtx) error { return t.appendEvents(events...) })
 		}
 	}
 	return nil

@@ -52,7 +52,7 @@ func (s *Store) User(ctx context.Context, ref twofa.UserRef) (*twofa.User, error
 }
 
 // CreateDevice adds the pending device d, creating its user if needed.
-func (s *Store) CreateDevice(ctx context.Context, d *twofa.Device, max int, now time.Time, e *twofa.AuditEvent) (expired []*twofa.Device, err error) {
+func (s *Store) CreateDevice(ctx context.Context, d *twofa.Device, max int, now time.Time, e *twofa.AuditEvent) ([]*twofa.Device, error) {
 	lastStep, err := step(d.LastStep)
 	if err != nil {
 		return nil, err
@@ -66,27 +66,28 @@ func (s *Store) CreateDevice(ctx context.Context, d *twofa.Device, max int, now 
 		status = twofa.StatusPending
 	}
 	nowUS := now.UnixMicro()
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO users (tenant, user_id, created_at) VALUES (?, ?, ?)
+	var expired []*twofa.Device // the writer's until it answers
+	err = s.write(ctx, func(t *wtx) error {
+		if _, err := t.exec(`INSERT INTO users (tenant, user_id, created_at) VALUES (?, ?, ?)
 			ON CONFLICT DO NOTHING`, d.Tenant, d.User, micros(now)); err != nil {
 			return fmt.Errorf("sqlite: create user: %w", err)
 		}
 		var err error
-		expired, err = scanDevices(tx.QueryContext(ctx, `DELETE FROM devices
+		expired, err = scanDevices(t.query(`DELETE FROM devices
 			WHERE tenant = ? AND user_id = ? AND status = 'pending' AND expires_at <= ?
 			RETURNING `+deviceCols, d.Tenant, d.User, nowUS))
 		if err != nil {
 			return fmt.Errorf("sqlite: delete expired devices: %w", err)
 		}
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM devices WHERE tenant = ? AND user_id = ?
+		if err := t.queryRow(`SELECT count(*) FROM devices WHERE tenant = ? AND user_id = ?
 			AND (status = 'active' OR expires_at IS NULL OR expires_at > ?)`, d.Tenant, d.User, nowUS).Scan(&n); err != nil {
 			return fmt.Errorf("sqlite: count devices: %w", err)
 		}
 		if n >= max {
 			return fmt.Errorf("user %s has %d devices: %w", d.Ref(), n, twofa.ErrDeviceLimit)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO devices (`+deviceCols+`)
+		if _, err := t.exec(`INSERT INTO devices (`+deviceCols+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			d.ID, d.Tenant, d.User, string(d.Kind), d.Name, string(status), nonNil(d.Secret), int64(d.KeyID),
 			int64(d.Params.Algorithm), d.Params.Digits, d.Params.Period, d.Params.T0,
@@ -94,7 +95,7 @@ func (s *Store) CreateDevice(ctx context.Context, d *twofa.Device, max int, now 
 			micros(d.ConfirmedAt), micros(d.LastUsedAt)); err != nil {
 			return fmt.Errorf("sqlite: create device: %w", err)
 		}
-		return s.appendEvents(ctx, tx, e)
+		return t.appendEvents(e)
 	})
 	if err != nil {
 		return nil, err
@@ -104,15 +105,16 @@ func (s *Store) CreateDevice(ctx context.Context, d *twofa.Device, max int, now 
 }
 
 // ActivateDevice confirms a pending device.
-func (s *Store) ActivateDevice(ctx context.Context, a twofa.Activation) (issued bool, err error) {
+func (s *Store) ActivateDevice(ctx context.Context, a twofa.Activation) (bool, error) {
 	st, err := step(a.Step)
 	if err != nil {
 		return false, err
 	}
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	var issued bool // the writer's until it answers
+	err = s.write(ctx, func(t *wtx) error {
 		issued = false
 		var expires sql.NullInt64
-		err := tx.QueryRowContext(ctx, `SELECT expires_at FROM devices
+		err := t.queryRow(`SELECT expires_at FROM devices
 			WHERE id = ? AND tenant = ? AND user_id = ? AND status = 'pending'`,
 			a.DeviceID, a.Ref.Tenant, a.Ref.User).Scan(&expires)
 		if err == sql.ErrNoRows {
@@ -121,23 +123,23 @@ func (s *Store) ActivateDevice(ctx context.Context, a twofa.Activation) (issued 
 			return fmt.Errorf("sqlite: activate device: %w", err)
 		}
 		if expires.Valid && expires.Int64 <= a.Now.UnixMicro() {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE id = ?`, a.DeviceID); err != nil {
+			if _, err := t.exec(`DELETE FROM devices WHERE id = ?`, a.DeviceID); err != nil {
 				return fmt.Errorf("sqlite: delete expired device: %w", err)
 			}
 			return commitWith{fmt.Errorf("device %s of %s: %w", a.DeviceID, a.Ref, twofa.ErrExpired)}
 		}
 		// Confirming burns the code's step, which is a use of the device.
-		if _, err := tx.ExecContext(ctx, `UPDATE devices SET status = 'active', last_step = ?1, confirmed_at = ?2, last_used_at = ?2, expires_at = NULL
+		if _, err := t.exec(`UPDATE devices SET status = 'active', last_step = ?1, confirmed_at = ?2, last_used_at = ?2, expires_at = NULL
 			WHERE id = ?3`, st, micros(a.Now), a.DeviceID); err != nil {
 			return fmt.Errorf("sqlite: activate device: %w", err)
 		}
 		if len(a.BackupCodes) > 0 {
 			var unused int
-			if err := stmt(ctx, tx, s.q.countCodes).QueryRowContext(ctx, a.Ref.Tenant, a.Ref.User).Scan(&unused); err != nil {
+			if err := t.queryRow(countCodesSQL, a.Ref.Tenant, a.Ref.User).Scan(&unused); err != nil {
 				return fmt.Errorf("sqlite: count backup codes: %w", err)
 			}
 			if unused == 0 {
-				if err := insertCodes(ctx, tx, a.Ref, a.BackupCodes, a.Now); err != nil {
+				if err := insertCodes(t, a.Ref, a.BackupCodes, a.Now); err != nil {
 					return err
 				}
 				issued = true
@@ -147,23 +149,22 @@ func (s *Store) ActivateDevice(ctx context.Context, a twofa.Activation) (issued 
 		if !issued {
 			issue = nil
 		}
-		return s.appendEvents(ctx, tx, a.Event, issue)
+		return t.appendEvents(a.Event, issue)
 	})
-	return issued, err
+	if err != nil {
+		return false, err
+	}
+	return issued, nil
 }
 
 // insertCodes replaces the user's backup codes, used or not, with hashes.
-func insertCodes(ctx context.Context, tx *sql.Tx, ref twofa.UserRef, hashes [][]byte, now time.Time) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM backup_codes WHERE tenant = ? AND user_id = ?`, ref.Tenant, ref.User); err != nil {
+func insertCodes(t *wtx, ref twofa.UserRef, hashes [][]byte, now time.Time) error {
+	if _, err := t.exec(`DELETE FROM backup_codes WHERE tenant = ? AND user_id = ?`, ref.Tenant, ref.User); err != nil {
 		return fmt.Errorf("sqlite: delete backup codes: %w", err)
 	}
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO backup_codes (tenant, user_id, hash, created_at) VALUES (?, ?, ?, ?)`)
-	if err != nil {
-		return fmt.Errorf("sqlite: insert backup codes: %w", err)
-	}
-	defer ins.Close()
 	for _, h := range hashes {
-		if _, err := ins.ExecContext(ctx, ref.Tenant, ref.User, nonNil(h), micros(now)); err != nil {
+		if _, err := t.exec(`INSERT INTO backup_codes (tenant, user_id, hash, created_at) VALUES (?, ?, ?, ?)`,
+			ref.Tenant, ref.User, nonNil(h), micros(now)); err != nil {
 			return fmt.Errorf("sqlite: insert backup code: %w", err)
 		}
 	}
@@ -172,8 +173,8 @@ func insertCodes(ctx context.Context, tx *sql.Tx, ref twofa.UserRef, hashes [][]
 
 // DeleteDevice deletes one device of the user.
 func (s *Store) DeleteDevice(ctx context.Context, ref twofa.UserRef, deviceID string, e *twofa.AuditEvent) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		n, err := rowsAffected(tx.ExecContext(ctx, `DELETE FROM devices WHERE id = ? AND tenant = ? AND user_id = ?`,
+	return s.write(ctx, func(t *wtx) error {
+		n, err := rowsAffected(t.exec(`DELETE FROM devices WHERE id = ? AND tenant = ? AND user_id = ?`,
 			deviceID, ref.Tenant, ref.User))
 		if err != nil {
 			return fmt.Errorf("sqlite: delete device: %w", err)
@@ -181,29 +182,29 @@ func (s *Store) DeleteDevice(ctx context.Context, ref twofa.UserRef, deviceID st
 		if n == 0 {
 			return fmt.Errorf("device %s of %s: %w", deviceID, ref, twofa.ErrNotFound)
 		}
-		return s.appendEvents(ctx, tx, e)
+		return t.appendEvents(e)
 	})
 }
 
 // DeleteFactors deletes all of the user's devices and backup codes.
 func (s *Store) DeleteFactors(ctx context.Context, ref twofa.UserRef, e *twofa.AuditEvent) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		if err := userExists(ctx, tx, ref); err != nil {
+	return s.write(ctx, func(t *wtx) error {
+		if err := userExists(t, ref); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE tenant = ? AND user_id = ?`, ref.Tenant, ref.User); err != nil {
+		if _, err := t.exec(`DELETE FROM devices WHERE tenant = ? AND user_id = ?`, ref.Tenant, ref.User); err != nil {
 			return fmt.Errorf("sqlite: delete devices: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM backup_codes WHERE tenant = ? AND user_id = ?`, ref.Tenant, ref.User); err != nil {
+		if _, err := t.exec(`DELETE FROM backup_codes WHERE tenant = ? AND user_id = ?`, ref.Tenant, ref.User); err != nil {
 			return fmt.Errorf("sqlite: delete backup codes: %w", err)
 		}
-		return s.appendEvents(ctx, tx, e)
+		return t.appendEvents(e)
 	})
 }
 
-func userExists(ctx context.Context, tx *sql.Tx, ref twofa.UserRef) error {
+func userExists(t *wtx, ref twofa.UserRef) error {
 	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM users WHERE tenant = ? AND user_id = ?`, ref.Tenant, ref.User).Scan(&one)
+	err := t.queryRow(`SELECT 1 FROM users WHERE tenant = ? AND user_id = ?`, ref.Tenant, ref.User).Scan(&one)
 	if err == sql.ErrNoRows {
 		return fmt.Errorf("user %s: %w", ref, twofa.ErrNotFound)
 	} else if err != nil {
@@ -215,19 +216,19 @@ func userExists(ctx context.Context, tx *sql.Tx, ref twofa.UserRef) error {
 // DeleteExpired deletes every pending device that expired at or before now.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) ([]*twofa.Device, error) {
 	var ds []*twofa.Device
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(t *wtx) error {
 		var err error
-		ds, err = scanDevices(tx.QueryContext(ctx, `DELETE FROM devices WHERE status = 'pending' AND expires_at <= ?
+		ds, err = scanDevices(t.query(`DELETE FROM devices WHERE status = 'pending' AND expires_at <= ?
 			RETURNING `+deviceCols, now.UnixMicro()))
 		if err != nil {
 			return fmt.Errorf("sqlite: delete expired devices: %w", err)
 		}
 		return nil
 	})
-	sortDevices(ds)
 	if err != nil {
-		return nil, err
+		return nil, err // ds is the writer's until it answers
 	}
+	sortDevices(ds)
 	return ds, nil
 }
 

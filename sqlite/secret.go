@@ -21,12 +21,12 @@ const (
 // and returns the stored value.
 func (s *Store) InitSetting(ctx context.Context, name string, value []byte) ([]byte, error) {
 	var stored []byte
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value, key_id) VALUES (?, ?, ?)
+	err := s.write(ctx, func(t *wtx) error {
+		if _, err := t.exec(`INSERT INTO settings (name, value, key_id) VALUES (?, ?, ?)
 			ON CONFLICT (name) DO NOTHING`, name, nonNil(value), int64(blobKeyID(value))); err != nil {
 			return fmt.Errorf("sqlite: init setting %q: %w", name, err)
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&stored); err != nil {
+		if err := t.queryRow(`SELECT value FROM settings WHERE name = ?`, name).Scan(&stored); err != nil {
 			return fmt.Errorf("sqlite: init setting %q: %w", name, err)
 		}
 		return nil
@@ -122,15 +122,18 @@ func (s *Store) ReplaceSealed(ctx context.Context, ss twofa.SealedSecret, blob [
 		return false, fmt.Errorf("sqlite: replace sealed: unknown ref %q", ss.Ref)
 	}
 	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(t *wtx) error {
 		var err error
-		n, err = rowsAffected(tx.ExecContext(ctx, q, nonNil(blob), int64(keyID), key, nonNil(ss.Blob)))
+		n, err = rowsAffected(t.exec(q, nonNil(blob), int64(keyID), key, nonNil(ss.Blob)))
 		if err != nil {
 			return fmt.Errorf("sqlite: replace sealed %s: %w", ss.Ref, err)
 		}
 		return nil
 	})
-	return n > 0, err
+	if err != nil {
+		return false, err // n is the writer's until it answers
+	}
+	return n > 0, nil
 }
 
 // CountSealed returns the number of sealed values, and of those not under keyID.

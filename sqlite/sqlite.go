@@ -2,12 +2,15 @@
 // modernc.org/sqlite. One database file may be shared by any number of
 // goroutines and processes.
 //
-// Concurrency: every write is one BEGIN IMMEDIATE transaction on a pool of
-// a single connection, so writers in one process queue in Go, never in
-// SQLite, and take SQLite's write lock before reading anything they decide
-// on; writers in other processes wait for that lock under busy_timeout.
-// Reads that need no transaction run on a separate pool of connections,
-// which in WAL mode never block and are never blocked by the writer.
+// Concurrency: one goroutine owns the single write connection and commits
+// the writes of concurrent callers together (group commit, see writer.go):
+// each batch is one BEGIN IMMEDIATE transaction, and each write in it runs
+// in its own savepoint, after the writes before it. Writers in one process
+// thus queue in Go, never in SQLite, and take SQLite's write lock before
+// reading anything they decide on; writers in other processes wait for
+// that lock under busy_timeout. Reads that need no transaction run on a
+// separate pool of connections, which in WAL mode never block and are
+// never blocked by the writer.
 package sqlite
 
 import (
@@ -24,6 +27,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,12 +40,14 @@ var _ twofa.Store = (*Store)(nil)
 
 // Store is a twofa.Store on one SQLite database file.
 type Store struct {
-	w *sql.DB // one connection; every transaction BEGIN IMMEDIATE
-	r *sql.DB // read-only connections for single-statement reads
+	w  *sql.DB // one connection, which the writer holds
+	wr *writer
+	r  *sql.DB // read-only connections for single-statement reads
 
-	q         writeStmts // prepared on w
-	userStmt  *sql.Stmt  // prepared on r
+	userStmt  *sql.Stmt // prepared on r
 	lastSweep atomic.Int64
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // busyTimeout is how long a writer waits for another process's write
@@ -82,15 +88,19 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	s := &Store{w: w}
-	if err := s.Migrate(ctx); err != nil {
+	if err := s.startWriter(ctx); err != nil {
 		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 
 	// Readers open after the writer has switched the file to WAL.
 	r, err := sql.Open("sqlite", name+"?"+common+"&_pragma=query_only(1)")
 	if err != nil {
-		w.Close()
+		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	n := max(4, runtime.GOMAXPROCS(0))
@@ -109,19 +119,24 @@ func escapePath(path string) string {
 	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 }
 
-// Close closes the database.
+// Close closes the database. Writes queued and not yet begun fail.
 func (s *Store) Close() error {
-	var errs []error
-	for _, st := range []*sql.Stmt{s.q.beginAttempt, s.q.userLock, s.q.setLock, s.q.resetFailures, s.q.acceptStep,
-		s.q.activeDevice, s.q.consumeCode, s.q.countCodes, s.q.auditHead, s.q.auditInsert, s.q.hit, s.q.sweep, s.userStmt} {
-		if st != nil {
-			errs = append(errs, st.Close())
+	s.closeOnce.Do(func() {
+		var errs []error
+		if w := s.wr; w != nil {
+			close(w.quit)
+			<-w.stopped
+			errs = append(errs, w.tx.close())
 		}
-	}
-	if s.r != nil {
-		errs = append(errs, s.r.Close())
-	}
-	return errors.Join(append(errs, s.w.Close())...)
+		if s.userStmt != nil {
+			errs = append(errs, s.userStmt.Close())
+		}
+		if s.r != nil {
+			errs = append(errs, s.r.Close())
+		}
+		s.closeErr = errors.Join(append(errs, s.w.Close())...)
+	})
+	return s.closeErr
 }
 
 //go:embed migrations/*.sqlite.up.sql
@@ -169,34 +184,32 @@ func mustLoadMigrations() []migration {
 // Migrate applies the migrations the database lacks, all in one
 // transaction, so processes starting at once apply each exactly once.
 func (s *Store) Migrate(ctx context.Context) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	err := s.write(ctx, func(t *wtx) error {
+		if _, err := t.script(`CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    INTEGER NOT NULL PRIMARY KEY,
+			name       TEXT    NOT NULL,
+			applied_at INTEGER NOT NULL DEFAULT (unixepoch())
+		) STRICT`); err != nil {
+			return err
+		}
+		var have int
+		if err := t.queryRow(`SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+			return err
+		}
+		if have > MigrationVersion {
+			return fmt.Errorf("database schema version %d is newer than this program's %d", have, MigrationVersion)
+		}
+		for _, m := range migrations[have:] {
+			if _, err := t.script(m.sql); err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+			if _, err := t.script(`INSERT INTO schema_migrations (version, name) VALUES (?, ?)`, m.version, m.name); err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER NOT NULL PRIMARY KEY,
-		name       TEXT    NOT NULL,
-		applied_at INTEGER NOT NULL DEFAULT (unixepoch())
-	) STRICT`); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	var have int
-	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	if have > MigrationVersion {
-		return fmt.Errorf("migrate: database schema version %d is newer than this program's %d", have, MigrationVersion)
-	}
-	for _, m := range migrations[have:] {
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return fmt.Errorf("migrate: %s: %w", m.name, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name) VALUES (?, ?)`, m.version, m.name); err != nil {
-			return fmt.Errorf("migrate: %s: %w", m.name, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
@@ -208,26 +221,6 @@ type commitWith struct{ err error }
 
 func (c commitWith) Error() string { return c.err.Error() }
 
-// write runs fn in a write transaction.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite: begin: %w", err)
-	}
-	defer tx.Rollback() // after Commit, a no-op; before it, even on panic, frees the one connection
-	err = fn(tx)
-	var cw commitWith
-	if errors.As(err, &cw) {
-		err = cw.err
-	} else if err != nil {
-		return err
-	}
-	if cerr := tx.Commit(); cerr != nil {
-		return fmt.Errorf("sqlite: commit: %w", cerr)
-	}
-	return err
-}
-
 // read runs fn in a read transaction, for reads of several statements
 // that must see one state.
 func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
@@ -238,9 +231,6 @@ func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	defer tx.Rollback()
 	return fn(tx)
 }
-
-// stmt returns the write statement st bound to tx.
-func stmt(ctx context.Context, tx *sql.Tx, st *sql.Stmt) *sql.Stmt { return tx.StmtContext(ctx, st) }
 
 // Times are Unix microseconds, NULL for the zero time.
 

@@ -320,3 +320,47 @@ func TestTimes(t *testing.T) {
 		t.Errorf("AcceptStep(step 2^63) = nil, want an error")
 	}
 }
+
+// TestWriteCanceled: callers giving up while their writes wait in, or run
+// in, a group commit get their context's error and leave the others' writes
+// and the audit chain whole.
+func TestWriteCanceled(t *testing.T) {
+	s := MustOpen(t, tempPath(t))
+	enroll(t, s, alice, "dev_1")
+	var (
+		wg sync.WaitGroup
+		ok atomic.Int64
+	)
+	for g := range 32 {
+		wg.Go(func() {
+			for n := range 20 {
+				ctx, cancel := context.WithTimeout(t.Context(), time.Duration((g*20+n)%7)*50*time.Microsecond)
+				err := s.AppendAudit(ctx, event(alice, twofa.EventVerifyFailed))
+				cancel()
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case !errors.Is(err, context.DeadlineExceeded):
+					t.Errorf("AppendAudit = %v; want nil or the context's error", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	v := chain.Verifier()
+	es, err := s.AuditEvents(t.Context(), twofa.AuditFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if !v.Next(e) {
+			t.Fatalf("chain broken: %+v", v.State())
+		}
+	}
+	if n := int64(len(es)); n < ok.Load() || n > 32*20 {
+		t.Errorf("%d events for %d successful appends", n, ok.Load())
+	}
+	if _, err := s.BeginAttempt(t.Context(), alice, now0, func(int, time.Time) time.Time { return time.Time{} }); err != nil {
+		t.Errorf("BeginAttempt after the cancellations = %v", err)
+	}
+}

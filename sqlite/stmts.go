@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -9,16 +10,6 @@ import (
 	"github.com/twofa/twofa"
 	"github.com/twofa/twofa/otp"
 )
-
-// writeStmts are the statements of the verify path, prepared once on the
-// write connection; the rest are prepared as they run.
-type writeStmts struct {
-	beginAttempt, userLock, setLock, resetFailures *sql.Stmt
-	acceptStep, activeDevice                       *sql.Stmt
-	consumeCode, countCodes                        *sql.Stmt
-	auditHead, auditInsert                         *sql.Stmt
-	hit, sweep                                     *sql.Stmt
-}
 
 // deviceCols are the columns deviceRow scans, in its order.
 const deviceCols = `id, tenant, user_id, kind, name, status, secret, key_id, algorithm, digits, period, t0,
@@ -37,35 +28,32 @@ ORDER BY d.created_at, d.rowid`
 
 const auditCols = `seq, time, type, tenant, user_id, device, factor, reason, actor, ip, user_agent, detail, prev_hash, hash`
 
+// Statements of the verify path. Every write statement is prepared once
+// on the write connection, as it first runs (wtx.stmt).
+const (
+	// Counting and the lock check are one statement: an attempt is
+	// counted only while the user is not locked at now.
+	beginAttemptSQL = `UPDATE users SET failures = failures + 1
+		WHERE tenant = ?1 AND user_id = ?2 AND (locked_until IS NULL OR locked_until <= ?3) RETURNING failures`
+	userLockSQL      = `SELECT locked_until FROM users WHERE tenant = ? AND user_id = ?`
+	setLockSQL       = `UPDATE users SET locked_until = ? WHERE tenant = ? AND user_id = ?`
+	resetFailuresSQL = `UPDATE users SET failures = 0, locked_until = NULL WHERE tenant = ? AND user_id = ?`
+	// The compare-and-set of a time step: only a newer step changes the row.
+	acceptStepSQL = `UPDATE devices SET last_step = ?1, drift = ?2, last_used_at = ?3, resync_step = 0, resync_at = NULL
+		WHERE id = ?4 AND tenant = ?5 AND user_id = ?6 AND status = 'active' AND last_step < ?1`
+	activeDeviceSQL = `SELECT 1 FROM devices WHERE id = ? AND tenant = ? AND user_id = ? AND status = 'active'`
+	// Spending a code: only an unused one changes.
+	consumeCodeSQL = `UPDATE backup_codes SET used_at = ? WHERE tenant = ? AND user_id = ? AND hash = ? AND used_at IS NULL`
+	countCodesSQL  = `SELECT count(*) FROM backup_codes WHERE tenant = ? AND user_id = ? AND used_at IS NULL`
+	auditHeadSQL   = `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`
+	auditInsertSQL = `INSERT INTO audit (` + auditCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	hitSQL         = `INSERT INTO limits (key, window_start, window_end, count) VALUES (?, ?, ?, 1)
+		ON CONFLICT (key, window_start) DO UPDATE SET count = count + 1 RETURNING count`
+	sweepSQL = `DELETE FROM limits WHERE window_end <= ?`
+)
+
+// prepare prepares the statements of the read pool.
 func (s *Store) prepare(ctx context.Context) error {
-	for _, p := range []struct {
-		dst **sql.Stmt
-		sql string
-	}{
-		{&s.q.beginAttempt, `UPDATE users SET failures = failures + 1
-			WHERE tenant = ? AND user_id = ? AND (locked_until IS NULL OR locked_until <= ?) RETURNING failures`},
-		{&s.q.userLock, `SELECT locked_until FROM users WHERE tenant = ? AND user_id = ?`},
-		{&s.q.setLock, `UPDATE users SET locked_until = ? WHERE tenant = ? AND user_id = ?`},
-		{&s.q.resetFailures, `UPDATE users SET failures = 0, locked_until = NULL WHERE tenant = ? AND user_id = ?`},
-		// The compare-and-set of a time step: only a newer step changes the row.
-		{&s.q.acceptStep, `UPDATE devices SET last_step = ?, drift = ?, last_used_at = ?, resync_step = 0, resync_at = NULL
-			WHERE id = ? AND tenant = ? AND user_id = ? AND status = 'active' AND last_step < ?`},
-		{&s.q.activeDevice, `SELECT 1 FROM devices WHERE id = ? AND tenant = ? AND user_id = ? AND status = 'active'`},
-		// Spending a code: only an unused one changes.
-		{&s.q.consumeCode, `UPDATE backup_codes SET used_at = ? WHERE tenant = ? AND user_id = ? AND hash = ? AND used_at IS NULL`},
-		{&s.q.countCodes, `SELECT count(*) FROM backup_codes WHERE tenant = ? AND user_id = ? AND used_at IS NULL`},
-		{&s.q.auditHead, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`},
-		{&s.q.auditInsert, `INSERT INTO audit (` + auditCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&s.q.hit, `INSERT INTO limits (key, window_start, window_end, count) VALUES (?, ?, ?, 1)
-			ON CONFLICT (key, window_start) DO UPDATE SET count = count + 1 RETURNING count`},
-		{&s.q.sweep, `DELETE FROM limits WHERE window_end <= ?`},
-	} {
-		st, err := s.w.PrepareContext(ctx, p.sql)
-		if err != nil {
-			return fmt.Errorf("prepare %q: %w", p.sql, err)
-		}
-		*p.dst = st
-	}
 	st, err := s.r.PrepareContext(ctx, userQuery)
 	if err != nil {
 		return fmt.Errorf("prepare user query: %w", err)
@@ -115,8 +103,16 @@ func (r *deviceRow) device() *twofa.Device {
 	}
 }
 
+// rowSource is sql.Rows, or rows of the write connection.
+type rowSource interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close() error
+}
+
 // scanDevices reads rows of deviceCols.
-func scanDevices(rows *sql.Rows, err error) ([]*twofa.Device, error) {
+func scanDevices[R rowSource](rows R, err error) ([]*twofa.Device, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -134,33 +130,33 @@ func scanDevices(rows *sql.Rows, err error) ([]*twofa.Device, error) {
 
 // appendEvents links the non-nil events to the head of the log and
 // inserts them. It runs inside a write transaction, which holds SQLite's
-// write lock: no other writer, in any process, can move the head.
-func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, events ...*twofa.AuditEvent) error {
-	var (
-		seq    int64
-		prev   []byte
-		loaded bool
-		insert *sql.Stmt
-	)
+// write lock: no other writer, in any process, can move the head. The head
+// is read once per transaction and then followed as this transaction's
+// inserts move it (wtx.head, forgotten at every rollback), so a write in a
+// batch links to the event inserted by the write before it.
+func (t *wtx) appendEvents(events ...*twofa.AuditEvent) error {
 	for _, e := range events {
 		if e == nil {
 			continue
 		}
-		if !loaded {
-			err := stmt(ctx, tx, s.q.auditHead).QueryRowContext(ctx).Scan(&seq, &prev)
+		if !t.head.ok {
+			var seq int64
+			var prev []byte
+			err := t.queryRow(auditHeadSQL).Scan(&seq, &prev)
 			if err != nil && err != sql.ErrNoRows {
 				return fmt.Errorf("sqlite: audit head: %w", err)
 			}
-			insert, loaded = stmt(ctx, tx, s.q.auditInsert), true
+			t.head.seq, t.head.hash, t.head.ok = seq, prev, true
 		}
-		if err := e.Link(seq+1, prev); err != nil {
+		if err := e.Link(t.head.seq+1, t.head.hash); err != nil {
 			return fmt.Errorf("sqlite: audit: %w", err)
 		}
-		if _, err := insert.ExecContext(ctx, e.Seq, e.Time.UnixMicro(), string(e.Type), e.Tenant, e.User, e.Device,
+		if _, err := t.exec(auditInsertSQL, e.Seq, e.Time.UnixMicro(), string(e.Type), e.Tenant, e.User, e.Device,
 			e.Factor, e.Reason, e.Actor, e.IP, e.UserAgent, e.Detail, nonNil(e.PrevHash), e.Hash); err != nil {
+			t.head.ok = false
 			return fmt.Errorf("sqlite: audit: %w", err)
 		}
-		seq, prev = e.Seq, e.Hash
+		t.head.seq, t.head.hash = e.Seq, bytes.Clone(e.Hash)
 	}
 	return nil
 }

@@ -14,7 +14,8 @@
 // database (as two processes would be). Run it with -race.
 //
 // Beyond twofa.Store, the suite requires what the twofa binary needs of a
-// store: twofa.APIKeyStore and a readiness check, Ping(context.Context) error.
+// store: twofa.APIKeyStore and a readiness check, Ping(context.Context) error;
+// and it checks twofa.PageStore, for now only in stores that implement it.
 package storetest
 
 import (
@@ -74,6 +75,13 @@ func Run(t *testing.T, open Opener) {
 		{"APIKeyByHash", testAPIKeyByHash},
 		{"APIKeys", testAPIKeys},
 		{"RevokeAPIKey", testRevokeAPIKey},
+		{"CreateLink", testCreateLink},
+		{"UseLink", testUseLink},
+		{"Tenant", testTenant},
+		{"PutTenant", testPutTenant},
+		{"RenameDevice", testRenameDevice},
+		{"Users", testUsers},
+		{"TenantSecrets", testTenantSecrets},
 		{"Ping", testPing},
 	} {
 		t.Run(m.name, func(t *testing.T) {

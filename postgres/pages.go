@@ -1,0 +1,241 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/twofa/twofa"
+)
+
+var _ twofa.PageStore = (*Store)(nil)
+
+// linkCols are the columns scanLink reads, in its order.
+const linkCols = `id, hash, tenant, user_id, kind, created_at, expires_at, used_at`
+
+func scanLink(row pgx.CollectableRow) (*twofa.Link, error) {
+	var l twofa.Link
+	var kind string
+	err := row.Scan(&l.ID, &l.Hash, &l.Tenant, &l.User, &kind, when(&l.CreatedAt), when(&l.ExpiresAt), when(&l.UsedAt))
+	l.Kind = twofa.LinkKind(kind)
+	return &l, err
+}
+
+// CreateLink stores a new link. A link whose ID or hash is taken is an
+// error, and nothing is written. The insert goes in the round trip that
+// takes the audit log's head.
+func (s *Store) CreateLink(ctx context.Context, l *twofa.Link, e *twofa.AuditEvent) (err error) {
+	defer wrap(&err, "CreateLink")
+	return inTx(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO links (`+linkCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			l.ID, nonNilBytes(l.Hash), l.Tenant, l.User, string(l.Kind),
+			tstz(l.CreatedAt), tstz(l.ExpiresAt), tstz(l.UsedAt))
+		return appendEvents(ctx, tx, b, e)
+	})
+}
+
+// UseLink spends the link with this hash with one compare-and-set UPDATE,
+// so that of concurrent uses, from any process, exactly one succeeds. The
+// event, if any, is given the link's tenant and user before it is linked,
+// and is appended only on success.
+//
+// An expired link (ExpiresAt <= now, or no expiry at all) is not marked
+// used: it is dead anyway, and stays ErrExpired. A link that was used is
+// ErrNotFound whether or not it has expired since.
+func (s *Store) UseLink(ctx context.Context, hash []byte, now time.Time, e *twofa.AuditEvent) (_ *twofa.Link, err error) {
+	defer wrap(&err, "UseLink")
+	var l *twofa.Link
+	err = inTx(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, `UPDATE links SET used_at = $2
+			WHERE hash = $1 AND used_at IS NULL AND expires_at > $2
+			RETURNING `+linkCols, nonNilBytes(hash), tstz(now))
+		var err error
+		l, err = pgx.CollectExactlyOneRow(rows, scanLink)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// Unknown, used or expired: a read tells which. A use that
+			// commits meanwhile makes the link used, which is ErrNotFound.
+			var usedAt time.Time
+			err = tx.QueryRow(ctx, `SELECT used_at FROM links WHERE hash = $1`, nonNilBytes(hash)).Scan(when(&usedAt))
+			switch {
+			case errors.Is(err, pgx.ErrNoRows), err == nil && !usedAt.IsZero():
+				return fmt.Errorf("link: %w", twofa.ErrNotFound)
+			case err == nil:
+				return twofa.ErrExpired
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if e != nil {
+			e.Tenant, e.User = l.Tenant, l.User
+		}
+		return appendEvents(ctx, tx, nil, e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Tenant returns a tenant's settings. ErrNotFound. ReturnURLs is nil when
+// the tenant has none, and PromptKey nil when it has no prompt key.
+func (s *Store) Tenant(ctx context.Context, id string) (_ *twofa.Tenant, err error) {
+	defer wrap(&err, "Tenant")
+	var t twofa.Tenant
+	var keyID int64
+	var urls []string
+	err = s.pool.QueryRow(ctx, `SELECT id, prompt_key, key_id, return_urls, created_at, updated_at FROM tenants WHERE id = $1`, id).
+		Scan(&t.ID, &t.PromptKey, &keyID, &urls, when(&t.CreatedAt), when(&t.UpdatedAt))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("tenant %s: %w", id, twofa.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.KeyID = uint32(keyID)
+	if len(urls) > 0 {
+		t.ReturnURLs = urls
+	}
+	return &t, nil
+}
+
+// PutTenant creates or replaces a tenant's settings, every field of them,
+// with one upsert. An empty PromptKey is stored as none (NULL), and nil
+// ReturnURLs as none (the empty array): Tenant returns both as nil.
+func (s *Store) PutTenant(ctx context.Context, t *twofa.Tenant, e *twofa.AuditEvent) (err error) {
+	defer wrap(&err, "PutTenant")
+	urls := t.ReturnURLs
+	if urls == nil {
+		urls = []string{}
+	}
+	return inTx(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO tenants (id, prompt_key, key_id, return_urls, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (id) DO UPDATE SET prompt_key = EXCLUDED.prompt_key, key_id = EXCLUDED.key_id,
+				return_urls = EXCLUDED.return_urls, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at`,
+			t.ID, nilIfEmpty(t.PromptKey), int64(t.KeyID), urls, tstz(t.CreatedAt), tstz(t.UpdatedAt))
+		return appendEvents(ctx, tx, b, e)
+	})
+}
+
+// RenameDevice renames one of the user's devices. ErrNotFound. Only the
+// device's row is locked, then the audit log's head.
+func (s *Store) RenameDevice(ctx context.Context, ref twofa.UserRef, deviceID, name string, e *twofa.AuditEvent) (err error) {
+	defer wrap(&err, "RenameDevice")
+	return inTx(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE devices SET name = $1 WHERE id = $2 AND tenant = $3 AND user_id = $4`,
+			name, deviceID, ref.Tenant, ref.User)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("device %s: %w", deviceID, twofa.ErrNotFound)
+		}
+		return appendEvents(ctx, tx, nil, e)
+	})
+}
+
+// Users returns up to limit users of the tenant whose ID starts with
+// prefix, after the ID after, in byte order of their IDs, each with their
+// devices (oldest first) and unused backup code count.
+//
+// It reads in one read-only REPEATABLE READ transaction, so the three
+// queries see one snapshot: the users (a range scan of the primary key:
+// the prefix is turned into the range [prefix, prefixEnd(prefix)), with
+// no LIKE pattern to escape), then the devices and the code counts of all
+// of them at once, by = ANY. A prefix that no stored ID can start with
+// (invalid UTF-8, or a NUL) matches no one.
+func (s *Store) Users(ctx context.Context, tenant, prefix, after string, limit int) (_ []*twofa.User, err error) {
+	defer wrap(&err, "Users")
+	users := []*twofa.User{}
+	if limit <= 0 || !utf8.ValidString(prefix) || strings.ContainsRune(prefix, 0) {
+		return users, nil
+	}
+	q := `SELECT user_id, failures, locked_until, created_at FROM users
+		WHERE tenant = $1 AND user_id > $2 AND user_id >= $3`
+	args := []any{tenant, after, prefix, limit}
+	if end, ok := prefixEnd(prefix); ok {
+		q += ` AND user_id < $5`
+		args = append(args, end)
+	}
+	q += ` ORDER BY user_id LIMIT $4`
+
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx)
+	rows, _ := tx.Query(ctx, q, args...)
+	users, err = pgx.AppendRows(users, rows, func(row pgx.CollectableRow) (*twofa.User, error) {
+		u := &twofa.User{Tenant: tenant}
+		err := row.Scan(&u.ID, &u.Failures, when(&u.LockedUntil), when(&u.CreatedAt))
+		return u, err
+	})
+	if err != nil || len(users) == 0 {
+		return users, err
+	}
+	ids := make([]string, len(users))
+	byID := make(map[string]*twofa.User, len(users))
+	for i, u := range users {
+		ids[i], byID[u.ID] = u.ID, u
+	}
+
+	b := &pgx.Batch{}
+	// devices_user serves both: (tenant, user_id, created_at, ord).
+	b.Queue(`SELECT `+deviceCols+` FROM devices WHERE tenant = $1 AND user_id = ANY($2)
+		ORDER BY user_id, created_at, ord`, tenant, ids)
+	b.Queue(`SELECT user_id, count(*) FROM backup_codes WHERE tenant = $1 AND user_id = ANY($2) AND used_at IS NULL
+		GROUP BY user_id`, tenant, ids)
+	br := tx.SendBatch(ctx, b)
+	rows, _ = br.Query()
+	ds, err := pgx.CollectRows(rows, scanDevice)
+	if err == nil {
+		for _, d := range ds {
+			if u := byID[d.User]; u != nil {
+				u.Devices = append(u.Devices, d)
+			}
+		}
+		rows, _ = br.Query()
+		var id string
+		var n int
+		_, err = pgx.ForEachRow(rows, []any{&id, &n}, func() error {
+			if u := byID[id]; u != nil {
+				u.BackupCodes = n
+			}
+			return nil
+		})
+	}
+	if err := errors.Join(err, br.Close()); err != nil {
+		return nil, err
+	}
+	return users, tx.Commit(ctx)
+}
+
+// prefixEnd returns the least string, in byte order, that is greater than
+// every string starting with prefix, a valid UTF-8 string, and false when
+// there is none. The string is valid UTF-8 too, as PostgreSQL's text
+// requires: it is prefix with its last rune replaced by the next one,
+// dropping trailing U+10FFFF. UTF-8 keeps code point order in byte order
+// and no rune's encoding is a prefix of another's, so the strings from
+// prefix up to it are exactly those that start with prefix.
+func prefixEnd(prefix string) (string, bool) {
+	for p := prefix; p != ""; {
+		r, n := utf8.DecodeLastRuneInString(p)
+		p = p[:len(p)-n]
+		next := r + 1
+		if next >= 0xD800 && next <= 0xDFFF { // surrogates have no encoding
+			next = 0xE000
+		}
+		if next <= utf8.MaxRune {
+			return p + string(next), true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,517 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+)
+
+// Group commit.
+//
+// One goroutine, the writer, owns the write connection. A write method
+// hands it a function of a transaction and waits. The writer takes every
+// request that is pending (up to maxBatch), runs BEGIN IMMEDIATE, runs
+// each function in turn, each inside its own SAVEPOINT when the batch has
+// more than one, and then COMMITs once; only then does it answer the
+// callers. A function that fails is rolled back to its savepoint, so only
+// its own changes are undone and only its caller sees its error; the
+// functions after it see the database as if it had never run. Every
+// function runs after the previous one in the same transaction, so each
+// sees the effects of those before it, as if they had run one after
+// another, which is what the compare-and-sets, the attempt counts and the
+// audit chain rely on. If BEGIN or COMMIT fails, every caller of the batch
+// gets the error and nothing of the batch is written.
+//
+// There is no timer: a request arriving at an idle writer is committed at
+// once, alone; requests arriving while a batch commits form the next one.
+//
+// The functions run under the writer's context, never a caller's: the
+// driver interrupts a statement whose context ends, and SQLite may then
+// roll back the whole transaction, so one caller giving up could undo
+// the work of the others. A caller whose context ends before its function
+// has begun is dropped from the batch; one that gives up later gets its
+// context's error, while its function may still commit.
+
+// maxBatch bounds the functions committed together, so that a commit, and
+// the write lock other processes wait for, is never held for long.
+const maxBatch = 256
+
+// errClosed is returned by writes to a closed store.
+var errClosed = errors.New("sqlite: store is closed")
+
+// request is one write waiting for the writer.
+type request struct {
+	ctx  context.Context
+	fn   func(t *wtx) error
+	err  error
+	pan  any           // a panic of fn, re-raised in the caller
+	done chan struct{} // closed once err (and fn's results) are final
+}
+
+// writer is the state the writer goroutine owns.
+type writer struct {
+	reqs    chan *request
+	quit    chan struct{} // closed by Close
+	stopped chan struct{} // closed when the writer has answered its last batch
+	tx      wtx
+}
+
+// wtx is the write transaction a batch runs in, as its functions see it.
+// Its statements go straight to the driver's connection, which the writer
+// holds (inside sql.Conn.Raw) for the length of a batch: database/sql's
+// bookkeeping would cost a third of each statement.
+type wtx struct {
+	ctx   context.Context // the writer's: statements are never interrupted
+	conn  *sql.Conn
+	dc    driverConn             // conn's driver connection, during a batch
+	stmts map[string]driver.Stmt // prepared on dc, by SQL text
+	args  []driver.NamedValue    // reused for every statement's arguments
+
+	begin, commit, rollback, savepoint, release, rollbackTo string
+
+	// The head of the audit log as this transaction left it, once read or
+	// written, so that a batch reads it once: valid only while the
+	// transaction holds the write lock, and forgotten at every rollback.
+	head struct {
+		ok   bool
+		seq  int64
+		hash []byte
+	}
+}
+
+// driverConn is what wtx needs of the driver's connection.
+type driverConn interface {
+	driver.ConnPrepareContext
+	driver.ExecerContext
+}
+
+// startWriter takes the write pool's one connection for good and starts
+// the writer.
+func (s *Store) startWriter(ctx context.Context) error {
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	w := &writer{
+		reqs:    make(chan *request, 4*maxBatch),
+		quit:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	w.tx = wtx{ctx: context.Background(), conn: conn, stmts: map[string]driver.Stmt{},
+		begin: `BEGIN IMMEDIATE`, commit: `COMMIT`, rollback: `ROLLBACK`,
+		savepoint: `SAVEPOINT op`, release: `RELEASE op`, rollbackTo: `ROLLBACK TO op`}
+	if err := conn.Raw(func(dc any) error {
+		if _, ok := dc.(driverConn); !ok {
+			return fmt.Errorf("driver connection %T cannot prepare or execute with a context", dc)
+		}
+		return nil
+	}); err != nil {
+		conn.Close()
+		return err
+	}
+	s.wr = w
+	go s.run()
+	return nil
+}
+
+// write runs fn in a write transaction, with other writes of the moment,
+// and returns once the transaction has committed, or fn's error. fn must
+// use only t for the database, and may run after the caller has given up.
+func (s *Store) write(ctx context.Context, fn func(t *wtx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w := s.wr
+	r := &request{ctx: ctx, fn: fn, done: make(chan struct{})}
+	select {
+	case w.reqs <- r:
+	case <-w.quit:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		select {
+		case <-r.done: // finished meanwhile: the true outcome
+		default:
+			return ctx.Err()
+		}
+	case <-w.stopped:
+		select {
+		case <-r.done:
+		default:
+			return errClosed // queued after the last batch
+		}
+	}
+	if r.pan != nil {
+		panic(r.pan)
+	}
+	return r.err
+}
+
+// run is the writer goroutine.
+func (s *Store) run() {
+	w := s.wr
+	defer close(w.stopped)
+	batch := make([]*request, 0, maxBatch)
+	for {
+		select {
+		case r := <-w.reqs:
+			batch = append(batch[:0], r)
+		case <-w.quit:
+			return
+		}
+		// Let the goroutines that are ready to run, such as the callers
+		// the last batch answered, queue their writes first: with few
+		// processors the writer would otherwise run as soon as one
+		// request arrives, and commit batches of one. With nothing else
+		// to run, this returns at once.
+		runtime.Gosched()
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-w.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		w.tx.runBatch(batch)
+		clear(batch)
+	}
+}
+
+// runBatch runs and commits one batch and answers its callers.
+func (t *wtx) runBatch(batch []*request) {
+	err := t.conn.Raw(func(dc any) error {
+		t.dc = dc.(driverConn)
+		defer func() { t.dc = nil }()
+		t.runBatchRaw(batch)
+		return nil
+	})
+	if err != nil { // the connection is gone: nothing ran
+		for _, r := range batch {
+			if r != nil && r.err == nil {
+				r.err, r.pan = fmt.Errorf("sqlite: write connection: %w", err), nil
+			}
+		}
+	}
+	for _, r := range batch {
+		if r != nil {
+			close(r.done)
+		}
+	}
+}
+
+// runBatchRaw runs and commits one batch on t.dc.
+func (t *wtx) runBatchRaw(batch []*request) {
+	// Callers who gave up before their turn are dropped.
+	live := batch[:0:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	t.head.ok = false
+	if _, err := t.exec(t.begin); err != nil {
+		t.fail(live, fmt.Errorf("sqlite: begin: %w", err))
+		return
+	}
+	if len(live) == 1 {
+		// Alone: the transaction is the function's, with no savepoint.
+		r := live[0]
+		err := r.call(t)
+		var cw commitWith
+		if errors.As(err, &cw) {
+			r.err = cw.err
+		} else if err != nil {
+			r.err = err
+			t.abort()
+			return
+		}
+		if _, err := t.exec(t.commit); err != nil {
+			t.abort()
+			r.err, r.pan = fmt.Errorf("sqlite: commit: %w", err), nil
+		}
+		return
+	}
+	ok := make([]*request, 0, len(live)) // the functions whose changes stand
+	for i, r := range live {
+		if err := r.ctx.Err(); err != nil { // gave up while earlier ones ran
+			r.err = err
+			continue
+		}
+		if _, err := t.exec(t.savepoint); err != nil {
+			t.abort()
+			t.fail(append(ok, live[i:]...), fmt.Errorf("sqlite: savepoint: %w", err))
+			return
+		}
+		err := r.call(t)
+		keep := true
+		var cw commitWith
+		if errors.As(err, &cw) {
+			r.err = cw.err // its changes stand all the same
+		} else if err != nil {
+			r.err, keep = err, false
+			t.head.ok = false
+			if _, rerr := t.exec(t.rollbackTo); rerr != nil {
+				// SQLite rolled back the whole transaction (as it may on
+				// an I/O error, for one): the batch is lost.
+				t.abort()
+				t.fail(append(ok, live[i+1:]...), fmt.Errorf("sqlite: batch rolled back: %w", rerr))
+				return
+			}
+		}
+		if _, err := t.exec(t.release); err != nil {
+			t.abort()
+			if keep {
+				ok = append(ok, r)
+			}
+			t.fail(append(ok, live[i+1:]...), fmt.Errorf("sqlite: release savepoint: %w", err))
+			return
+		}
+		if keep {
+			ok = append(ok, r)
+		}
+	}
+	if _, err := t.exec(t.commit); err != nil {
+		t.abort()
+		t.fail(ok, fmt.Errorf("sqlite: commit: %w", err))
+	}
+}
+
+// call runs r's function, catching a panic to re-raise in the caller.
+func (r *request) call(t *wtx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.pan = p
+			err = fmt.Errorf("sqlite: panic in a write: %v", p)
+		}
+	}()
+	return r.fn(t)
+}
+
+// fail gives err to every request of rs, their changes being lost.
+func (t *wtx) fail(rs []*request, err error) {
+	for _, r := range rs {
+		r.err, r.pan = err, nil
+	}
+}
+
+// abort rolls the transaction back, if SQLite has not already.
+func (t *wtx) abort() {
+	t.head.ok = false
+	t.exec(t.rollback) // "no transaction is active" if SQLite has already rolled back
+}
+
+// close closes the statements and gives the connection back to its pool.
+func (t *wtx) close() error {
+	err := t.conn.Raw(func(any) error {
+		var errs []error
+		for _, st := range t.stmts {
+			errs = append(errs, st.Close())
+		}
+		return errors.Join(errs...)
+	})
+	t.stmts = nil
+	return errors.Join(err, t.conn.Close())
+}
+
+// stmt returns the statement of query, prepared on the write connection
+// once and kept.
+func (t *wtx) stmt(query string) (driver.Stmt, error) {
+	if st, ok := t.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := t.dc.PrepareContext(t.ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	t.stmts[query] = st
+	return st, nil
+}
+
+// named converts args as database/sql would, into t.args.
+func (t *wtx) named(args []any) ([]driver.NamedValue, error) {
+	t.args = t.args[:0]
+	for i, a := range args {
+		v, err := driverValue(a)
+		if err != nil {
+			return nil, fmt.Errorf("argument %d: %w", i+1, err)
+		}
+		t.args = append(t.args, driver.NamedValue{Ordinal: i + 1, Value: v})
+	}
+	return t.args, nil
+}
+
+func driverValue(a any) (driver.Value, error) {
+	switch v := a.(type) {
+	case nil, int64, string, []byte, bool, float64:
+		return v, nil
+	case int:
+		return int64(v), nil
+	case driver.Valuer:
+		return v.Value()
+	}
+	return driver.DefaultParameterConverter.ConvertValue(a)
+}
+
+// exec runs a statement of query.
+func (t *wtx) exec(query string, args ...any) (sql.Result, error) {
+	st, err := t.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	nv, err := t.named(args)
+	if err != nil {
+		return nil, err
+	}
+	return st.(driver.StmtExecContext).ExecContext(t.ctx, nv)
+}
+
+// query runs a statement of query that returns rows.
+func (t *wtx) query(query string, args ...any) (*rows, error) {
+	st, err := t.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	nv, err := t.named(args)
+	if err != nil {
+		return nil, err
+	}
+	r, err := st.(driver.StmtQueryContext).QueryContext(t.ctx, nv)
+	if err != nil {
+		return nil, err
+	}
+	return &rows{r: r, dest: make([]driver.Value, len(r.Columns()))}, nil
+}
+
+// queryRow runs a statement of query that returns a row.
+func (t *wtx) queryRow(query string, args ...any) *row {
+	rs, err := t.query(query, args...)
+	return &row{rs: rs, err: err}
+}
+
+// script runs SQL of several statements, unprepared.
+func (t *wtx) script(query string, args ...any) (sql.Result, error) {
+	nv, err := t.named(args)
+	if err != nil {
+		return nil, err
+	}
+	return t.dc.ExecContext(t.ctx, query, nv)
+}
+
+// rows reads a driver's rows as sql.Rows would.
+type rows struct {
+	r    driver.Rows
+	dest []driver.Value
+	err  error
+}
+
+func (rs *rows) Next() bool {
+	if rs.err != nil {
+		return false
+	}
+	if err := rs.r.Next(rs.dest); err != nil {
+		if err != io.EOF {
+			rs.err = err
+		}
+		return false
+	}
+	return true
+}
+
+func (rs *rows) Err() error { return rs.err }
+
+func (rs *rows) Close() error { return rs.r.Close() }
+
+// Scan stores the current row's columns in dest, which may be *int,
+// *int64, *string, *[]byte (a copy) or an sql.Scanner.
+func (rs *rows) Scan(dest ...any) error {
+	if len(dest) != len(rs.dest) {
+		return fmt.Errorf("sqlite: scan: %d destinations for %d columns", len(dest), len(rs.dest))
+	}
+	for i, d := range dest {
+		if err := assign(d, rs.dest[i]); err != nil {
+			return fmt.Errorf("sqlite: scan column %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func assign(dest any, v driver.Value) error {
+	switch d := dest.(type) {
+	case *int64:
+		n, ok := v.(int64)
+		if !ok {
+			return fmt.Errorf("cannot store %T in %T", v, dest)
+		}
+		*d = n
+	case *int:
+		n, ok := v.(int64)
+		if !ok {
+			return fmt.Errorf("cannot store %T in %T", v, dest)
+		}
+		*d = int(n)
+	case *[]byte:
+		switch x := v.(type) {
+		case nil:
+			*d = nil
+		case []byte:
+			*d = bytes.Clone(x)
+		case string:
+			*d = []byte(x)
+		default:
+			return fmt.Errorf("cannot store %T in %T", v, dest)
+		}
+	case *string:
+		switch x := v.(type) {
+		case string:
+			*d = x
+		case []byte:
+			*d = string(x)
+		default:
+			return fmt.Errorf("cannot store %T in %T", v, dest)
+		}
+	case sql.Scanner:
+		return d.Scan(v)
+	default:
+		return fmt.Errorf("cannot store %T in %T", v, dest)
+	}
+	return nil
+}
+
+// row is the first row of a query, as sql.Row.
+type row struct {
+	rs  *rows
+	err error
+}
+
+func (r *row) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rs.Close()
+	if !r.rs.Next() {
+		if err := r.rs.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := r.rs.Scan(dest...); err != nil {
+		return err
+	}
+	return r.rs.Close()
+}
