@@ -69,8 +69,14 @@ type PageStore interface {
 
 	// Tenant returns a tenant's settings. ErrNotFound.
 	Tenant(ctx context.Context, id string) (*Tenant, error)
-	// PutTenant creates or replaces a tenant's settings.
-	PutTenant(ctx context.Context, t *Tenant, e *AuditEvent) error
+	// SetPromptKey sets a tenant's sealed prompt key and its master key
+	// ID, creating the tenant (CreatedAt = now) if needed, and sets
+	// UpdatedAt = now. Other settings stay as they are: each setting is
+	// written alone, so that changing one never writes back a stale copy
+	// of another (such as a prompt key re-sealed by a rotation meanwhile).
+	SetPromptKey(ctx context.Context, tenant string, blob []byte, keyID uint32, now time.Time, e *AuditEvent) error
+	// SetReturnURLs sets a tenant's return URLs, likewise.
+	SetReturnURLs(ctx context.Context, tenant string, urls []string, now time.Time, e *AuditEvent) error
 
 	// RenameDevice renames one of the user's devices. ErrNotFound.
 	RenameDevice(ctx context.Context, ref UserRef, deviceID, name string, e *AuditEvent) error
@@ -167,15 +173,6 @@ func (s *Service) pages() PageStore { return s.store.(PageStore) }
 
 func promptKeyAD(tenant string) []byte { return seal.AD("twofa/prompt-key/v1", tenant) }
 
-// tenant returns a tenant's settings, or empty ones.
-func (s *Service) tenant(ctx context.Context, id string) (*Tenant, error) {
-	t, err := s.pages().Tenant(ctx, id)
-	if errors.Is(err, ErrNotFound) {
-		return &Tenant{ID: id, CreatedAt: s.now()}, nil
-	}
-	return t, err
-}
-
 // NewPromptKey makes a new prompt key for the tenant, replacing any other,
 // and returns it once. It is sealed at rest: twofa needs it to check
 // requests and sign results.
@@ -183,21 +180,18 @@ func (s *Service) NewPromptKey(ctx context.Context, tenant string) ([]byte, erro
 	if err := validateID("tenant", tenant); err != nil {
 		return nil, err
 	}
-	t, err := s.tenant(ctx, tenant)
-	if err != nil {
-		return nil, err
-	}
 	key, err := prompt.NewKey()
 	if err != nil {
 		return nil, err
 	}
-	if t.PromptKey, err = s.keys.Seal(key, promptKeyAD(tenant)); err != nil {
+	blob, err := s.keys.Seal(key, promptKeyAD(tenant))
+	if err != nil {
 		return nil, err
 	}
-	t.KeyID, t.UpdatedAt = s.keys.ActiveID(), s.now()
-	e := s.event(ctx, EventTenantUpdated, UserRef{Tenant: tenant}, "", t.UpdatedAt)
+	now := s.now()
+	e := s.event(ctx, EventTenantUpdated, UserRef{Tenant: tenant}, "", now)
 	e.Detail = "new prompt key"
-	if err := s.pages().PutTenant(ctx, t, e); err != nil {
+	if err := s.pages().SetPromptKey(ctx, tenant, blob, s.keys.ActiveID(), now, e); err != nil {
 		return nil, err
 	}
 	return key, nil
@@ -215,14 +209,10 @@ func (s *Service) SetReturnURLs(ctx context.Context, tenant string, urls []strin
 			return err
 		}
 	}
-	t, err := s.tenant(ctx, tenant)
-	if err != nil {
-		return err
-	}
-	t.ReturnURLs, t.UpdatedAt = urls, s.now()
-	e := s.event(ctx, EventTenantUpdated, UserRef{Tenant: tenant}, "", t.UpdatedAt)
+	now := s.now()
+	e := s.event(ctx, EventTenantUpdated, UserRef{Tenant: tenant}, "", now)
 	e.Detail = fmt.Sprintf("return URLs %q", urls)
-	return s.pages().PutTenant(ctx, t, e)
+	return s.pages().SetReturnURLs(ctx, tenant, urls, now, e)
 }
 
 func checkReturnURL(raw string) error {

@@ -255,6 +255,37 @@ func (c *Client) RegenerateBackupCodes(ctx context.Context, userID string) ([]st
 	return out.BackupCodes, nil
 }
 
+// Link is a single-use link to twofa's hosted pages, for the end user.
+type Link struct {
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// EnrollmentLink returns a single-use link (15 minutes) to twofa's hosted
+// enrollment page for the user: send the user there instead of building
+// an enrollment screen.
+func (c *Client) EnrollmentLink(ctx context.Context, userID string) (*Link, error) {
+	return c.link(ctx, userID, "enrollment-links")
+}
+
+// ManageLink returns a single-use link to the page where the user lists,
+// renames and removes devices and regenerates backup codes.
+func (c *Client) ManageLink(ctx context.Context, userID string) (*Link, error) {
+	return c.link(ctx, userID, "manage-links")
+}
+
+func (c *Client) link(ctx context.Context, userID, kind string) (*Link, error) {
+	p, err := userPath(userID, kind)
+	if err != nil {
+		return nil, err
+	}
+	var out Link
+	if err := c.do(ctx, "POST", p, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Disable deletes all of the user's devices and backup codes.
 func (c *Client) Disable(ctx context.Context, userID string) error {
 	p, err := userPath(userID)

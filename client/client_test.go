@@ -501,3 +501,20 @@ func TestClient_ForeignErrors(t *testing.T) {
 		t.Errorf("non-JSON 200: %+v", res)
 	}
 }
+
+func TestClient_Links(t *testing.T) {
+	s := newServer(t)
+	ctx := context.Background()
+	for name, get := range map[string]func(context.Context, string) (*client.Link, error){
+		"EnrollmentLink": s.app.EnrollmentLink,
+		"ManageLink":     s.app.ManageLink,
+	} {
+		l, err := get(ctx, "alice")
+		if err != nil || !strings.Contains(l.URL, "/l/tfl_") || !l.ExpiresAt.After(s.clock.Now()) {
+			t.Errorf("%s = %+v, %v", name, l, err)
+		}
+		if _, err := get(ctx, ""); err == nil {
+			t.Errorf("%s(\"\"): no error", name)
+		}
+	}
+}

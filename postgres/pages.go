@@ -105,22 +105,39 @@ func (s *Store) Tenant(ctx context.Context, id string) (_ *twofa.Tenant, err err
 	return &t, nil
 }
 
-// PutTenant creates or replaces a tenant's settings, every field of them,
-// with one upsert. An empty PromptKey is stored as none (NULL), and nil
-// ReturnURLs as none (the empty array): Tenant returns both as nil.
-func (s *Store) PutTenant(ctx context.Context, t *twofa.Tenant, e *twofa.AuditEvent) (err error) {
-	defer wrap(&err, "PutTenant")
-	urls := t.ReturnURLs
+// SetPromptKey sets a tenant's sealed prompt key and its master key ID
+// with one upsert that writes those columns and updated_at only, creating
+// the tenant (created_at = now, no return URLs) if needed: the return
+// URLs stay as they are. An empty blob is stored as no prompt key (NULL).
+func (s *Store) SetPromptKey(ctx context.Context, tenant string, blob []byte, keyID uint32, now time.Time, e *twofa.AuditEvent) (err error) {
+	defer wrap(&err, "SetPromptKey")
+	return inTx(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO tenants (id, prompt_key, key_id, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $4)
+			ON CONFLICT (id) DO UPDATE SET prompt_key = EXCLUDED.prompt_key, key_id = EXCLUDED.key_id,
+				updated_at = EXCLUDED.updated_at`,
+			tenant, nilIfEmpty(blob), int64(keyID), tstz(now))
+		return appendEvents(ctx, tx, b, e)
+	})
+}
+
+// SetReturnURLs sets a tenant's return URLs with one upsert that writes
+// that column and updated_at only, creating the tenant (created_at = now,
+// no prompt key) if needed: the prompt key, which a rotation may re-seal
+// meanwhile, is never written back. nil URLs are stored as none (the
+// empty array), which Tenant returns as nil.
+func (s *Store) SetReturnURLs(ctx context.Context, tenant string, urls []string, now time.Time, e *twofa.AuditEvent) (err error) {
+	defer wrap(&err, "SetReturnURLs")
 	if urls == nil {
 		urls = []string{}
 	}
 	return inTx(ctx, s.pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
-		b.Queue(`INSERT INTO tenants (id, prompt_key, key_id, return_urls, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6)
-			ON CONFLICT (id) DO UPDATE SET prompt_key = EXCLUDED.prompt_key, key_id = EXCLUDED.key_id,
-				return_urls = EXCLUDED.return_urls, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at`,
-			t.ID, nilIfEmpty(t.PromptKey), int64(t.KeyID), urls, tstz(t.CreatedAt), tstz(t.UpdatedAt))
+		b.Queue(`INSERT INTO tenants (id, return_urls, created_at, updated_at)
+			VALUES ($1, $2, $3, $3)
+			ON CONFLICT (id) DO UPDATE SET return_urls = EXCLUDED.return_urls, updated_at = EXCLUDED.updated_at`,
+			tenant, urls, tstz(now))
 		return appendEvents(ctx, tx, b, e)
 	})
 }

@@ -10,11 +10,15 @@ import (
 	"github.com/twofa/twofa/seal"
 )
 
-// Refs of sealed values. "device:" sorts before "setting:", so a page of
-// SealedSecrets is a page of devices by ID, then of settings by name.
+// Refs of sealed values. "device:" sorts before "setting:", and
+// "setting:" before "tenant:", so a page of SealedSecrets is a page of
+// devices by ID, then of settings by name, then of tenants' prompt keys by
+// tenant ID, all in byte order (the BINARY collation), as Go orders
+// strings.
 const (
 	devicePrefix  = "device:"
 	settingPrefix = "setting:"
+	tenantPrefix  = "tenant:"
 )
 
 // InitSetting stores value under name unless a value is stored already,
@@ -87,6 +91,28 @@ func (s *Store) SealedSecrets(ctx context.Context, keyID uint32, after string, l
 				return fmt.Errorf("sqlite: sealed secrets: %w", err)
 			}
 		}
+		if from, ok := rangeAfter(after, tenantPrefix); ok && len(out) < limit {
+			rows, err := tx.QueryContext(ctx, `SELECT id, prompt_key, key_id FROM tenants
+				WHERE prompt_key IS NOT NULL AND key_id != ? AND id > ? ORDER BY id LIMIT ?`, int64(keyID), from, limit-len(out))
+			if err != nil {
+				return fmt.Errorf("sqlite: sealed secrets: %w", err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var (
+					ss twofa.SealedSecret
+					id int64
+				)
+				if err := rows.Scan(&ss.PromptKeyOf, &ss.Blob, &id); err != nil {
+					return fmt.Errorf("sqlite: sealed secrets: %w", err)
+				}
+				ss.Ref, ss.KeyID = tenantPrefix+ss.PromptKeyOf, uint32(id)
+				out = append(out, ss)
+			}
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("sqlite: sealed secrets: %w", err)
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -118,6 +144,9 @@ func (s *Store) ReplaceSealed(ctx context.Context, ss twofa.SealedSecret, blob [
 		q, key = `UPDATE devices SET secret = ?, key_id = ? WHERE id = ? AND secret = ?`, ss.Ref[len(devicePrefix):]
 	case strings.HasPrefix(ss.Ref, settingPrefix):
 		q, key = `UPDATE settings SET value = ?, key_id = ? WHERE name = ? AND value = ?`, ss.Ref[len(settingPrefix):]
+	case strings.HasPrefix(ss.Ref, tenantPrefix):
+		// A prompt key removed meanwhile (NULL) equals nothing.
+		q, key = `UPDATE tenants SET prompt_key = ?, key_id = ? WHERE id = ? AND prompt_key = ?`, ss.Ref[len(tenantPrefix):]
 	default:
 		return false, fmt.Errorf("sqlite: replace sealed: unknown ref %q", ss.Ref)
 	}
@@ -136,11 +165,14 @@ func (s *Store) ReplaceSealed(ctx context.Context, ss twofa.SealedSecret, blob [
 	return n > 0, nil
 }
 
-// CountSealed returns the number of sealed values, and of those not under keyID.
+// CountSealed returns the number of sealed values, and of those not under
+// keyID: devices' secrets, settings and tenants' prompt keys.
 func (s *Store) CountSealed(ctx context.Context, keyID uint32) (total, stale int, err error) {
 	err = s.r.QueryRowContext(ctx, `SELECT
-		(SELECT count(*) FROM devices) + (SELECT count(*) FROM settings),
-		(SELECT count(*) FROM devices WHERE key_id != ?1) + (SELECT count(*) FROM settings WHERE key_id != ?1)`,
+		(SELECT count(*) FROM devices) + (SELECT count(*) FROM settings)
+			+ (SELECT count(*) FROM tenants WHERE prompt_key IS NOT NULL),
+		(SELECT count(*) FROM devices WHERE key_id != ?1) + (SELECT count(*) FROM settings WHERE key_id != ?1)
+			+ (SELECT count(*) FROM tenants WHERE prompt_key IS NOT NULL AND key_id != ?1)`,
 		int64(keyID)).Scan(&total, &stale)
 	if err != nil {
 		return 0, 0, fmt.Errorf("sqlite: count sealed: %w", err)

@@ -14,8 +14,8 @@
 // database (as two processes would be). Run it with -race.
 //
 // Beyond twofa.Store, the suite requires what the twofa binary needs of a
-// store: twofa.APIKeyStore and a readiness check, Ping(context.Context) error;
-// and it checks twofa.PageStore, for now only in stores that implement it.
+// store: twofa.APIKeyStore, twofa.PageStore and a readiness check,
+// Ping(context.Context) error.
 package storetest
 
 import (
@@ -78,7 +78,8 @@ func Run(t *testing.T, open Opener) {
 		{"CreateLink", testCreateLink},
 		{"UseLink", testUseLink},
 		{"Tenant", testTenant},
-		{"PutTenant", testPutTenant},
+		{"SetPromptKey", testSetPromptKey},
+		{"SetReturnURLs", testSetReturnURLs},
 		{"RenameDevice", testRenameDevice},
 		{"Users", testUsers},
 		{"TenantSecrets", testTenantSecrets},

@@ -41,10 +41,14 @@ var pageTemplates = func() map[string]*template.Template {
 	m := map[string]*template.Template{}
 	for _, n := range names {
 		base := strings.TrimPrefix(n, "templates/")
-		if base == "layout.html" {
+		if base == "layout.html" || base == "admin_layout.html" {
 			continue
 		}
-		m[base] = template.Must(template.New(base).Funcs(pageFuncs).ParseFS(pageFiles, "templates/layout.html", n))
+		files := []string{"templates/layout.html", n}
+		if strings.HasPrefix(base, "admin_") {
+			files = append(files, "templates/admin_layout.html") // the console's navigation
+		}
+		m[base] = template.Must(template.New(base).Funcs(pageFuncs).ParseFS(pageFiles, files...))
 	}
 	return m
 }()
@@ -210,8 +214,11 @@ func newSession(kind, tenant, user string, exp time.Time) *session {
 
 // cookieOf returns the cookie that holds a kind of session.
 func cookieOf(kind string) string {
-	if kind == kindPrompt {
+	switch kind {
+	case kindPrompt:
 		return cookiePrompt
+	case kindAdmin, kindAdminLogin:
+		return cookieAdmin
 	}
 	return cookieLink
 }

@@ -64,7 +64,7 @@ func newPagesEnv(t *testing.T, tls bool) *pagesEnv {
 		t.Fatal(err)
 	}
 	c := &pagesClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	svc, err := twofa.NewService(ctx, withPageStore(st), kr, twofa.Options{Now: c.Now})
+	svc, err := twofa.NewService(ctx, st, kr, twofa.Options{Now: c.Now})
 	if err != nil {
 		t.Fatalf("NewService: %v", err)
 	}

@@ -32,4 +32,5 @@ func (s *server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/audit/verify", admin(s.handleAuditVerify()))
 
 	s.addPageRoutes(mux) // the hosted pages and the links to them: pages_routes.go
+	s.addAdminRoutes(mux)
 }

@@ -37,6 +37,7 @@ func commands() []command {
 		{"migrate", "create or upgrade the database schema", runMigrate},
 		{"otp", "compute, verify and provision one-time passwords (like oathtool)", runOTP},
 		{"bench", "load-test a running server and check every answer", runBench},
+		{"demo", "run twofa and a demo site that signs in with it, to try it out", runDemo},
 		{"version", "print the version", runVersion},
 	}
 }
