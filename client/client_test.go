@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/twofa/twofa/prompt"
 	"image/png"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -516,5 +518,26 @@ func TestClient_Links(t *testing.T) {
 		if _, err := get(ctx, ""); err == nil {
 			t.Errorf("%s(\"\"): no error", name)
 		}
+	}
+}
+
+func TestPromptURLAndResult(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, 32)
+	nonce := prompt.NewNonce()
+	u, err := client.PromptURL("https://twofa.example/", key, "acme", "alice", "https://app.example/2fa", nonce, 5*time.Minute)
+	if err != nil || !strings.HasPrefix(u, "https://twofa.example/prompt?request=v1.") || !strings.Contains(u, "tenant=acme") {
+		t.Fatalf("PromptURL = %q, %v", u, err)
+	}
+	pu, _ := url.Parse(u)
+	req, err := prompt.ParseRequest(key, pu.Query().Get("request"), time.Now())
+	if err != nil || req.User != "alice" || req.Nonce != nonce {
+		t.Fatalf("the request: %+v, %v", req, err)
+	}
+	res, _ := prompt.SignResult(key, prompt.Result{Tenant: "acme", User: "alice", Nonce: nonce, Factor: "totp", IssuedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(time.Minute).Unix()})
+	if r, err := client.CheckPromptResult(key, "acme", nonce, res); err != nil || r.User != "alice" {
+		t.Errorf("CheckPromptResult = %+v, %v", r, err)
+	}
+	if _, err := client.CheckPromptResult(key, "acme", prompt.NewNonce(), res); err == nil {
+		t.Error("a result for another nonce passed")
 	}
 }
