@@ -4,6 +4,7 @@
 #   make bench   benchmarks
 #   make fuzz    every fuzz target for FUZZTIME each
 #   make lint    gofmt, vet, staticcheck, govulncheck, no fmt.Print outside cmd/
+#   make screenshots  PNGs of the hosted pages under docs/screenshots, from headless Chromium
 
 GO       ?= go
 FUZZTIME ?= 30s
@@ -12,7 +13,7 @@ FUZZTIME ?= 30s
 TWOFA_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export TWOFA_TEST_POSTGRES_DSN
 
-.PHONY: run test test-deps check-fmt vet bench fuzz fuzz-short lint
+.PHONY: run test test-deps check-fmt vet bench fuzz fuzz-short lint screenshots
 
 run:
 	$(GO) run ./cmd/twofa serve
@@ -39,3 +40,8 @@ fuzz:
 
 lint: check-fmt vet
 	bash scripts/lint.sh
+
+# The browser tests (cmd/twofa/browser_test.go) save a PNG of each page they
+# see; make test-deps installs Chromium.
+screenshots:
+	TWOFA_TEST_REQUIRE_ALL=1 TWOFA_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -run '^TestBrowser' -count=1 ./cmd/twofa

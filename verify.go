@@ -198,7 +198,7 @@ func (s *Service) fail(ctx context.Context, ref UserRef, device, factor, reason 
 		t = EventReplayRejected
 	}
 	e := s.event(ctx, t, ref, device, now)
-	e.Factor, e.Reason, e.Detail = factor, reason, fmt.Sprintf("%d consecutive failures", failures)
+	e.Factor, e.Reason, e.Detail = factor, reason, fmt.Sprintf("%d consecutive failure%s", failures, plural(failures))
 	events := []*AuditEvent{e}
 	res := &VerifyResult{Reason: reason}
 	if until := s.policy.LockUntil(failures, now); !until.IsZero() {
@@ -317,4 +317,11 @@ func (s *Service) Resync(ctx context.Context, ref UserRef, deviceID, code1, code
 		return nil, err
 	}
 	return &ResyncResult{Valid: true, Drift: drift, ClockSkew: skew}, nil
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }

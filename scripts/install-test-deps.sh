@@ -4,6 +4,7 @@
 # prints one line per thing it installs and exits non-zero on failure.
 #
 #   oathtool, zbarimg, pyotp (Debian's, for /usr/bin/python3)  via apt-get
+#   chromium and a font for its pages (the browser tests)        via apt-get
 #   otplib, pinned in otp/testdata/interop/node/package-lock.json via npm ci
 set -euo pipefail
 
@@ -28,6 +29,9 @@ command -v zbarimg >/dev/null || missing+=(zbar-tools)
 have_pyotp || missing+=(python3-pyotp)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+# Debian's chromium, without its recommends (udev, mesa, notification
+# daemons) but with the font they would bring, so screenshots have text.
+[[ -x /usr/bin/chromium ]] || missing+=(chromium fonts-liberation)
 if ((${#missing[@]})); then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq >/dev/null

@@ -530,14 +530,15 @@ func (s *server) seqBefore(ctx context.Context, tenant string, t time.Time) (int
 // chartSeries are the outcomes the chart counts, with colours that keep
 // at least 3:1 against white and apart from each other.
 var chartSeries = []struct {
-	Type  twofa.EventType
+	Types []twofa.EventType
 	Label string
 	Color string
 }{
-	{twofa.EventVerifySucceeded, "Succeeded", "#0b57d0"},
-	{twofa.EventVerifyFailed, "Failed", "#b3261e"},
-	{twofa.EventReplayRejected, "Replayed code", "#8a5a00"},
-	{twofa.EventLocked, "Locked out", "#6a1b9a"},
+	// A sign-in with a backup code succeeded as much as one with TOTP.
+	{[]twofa.EventType{twofa.EventVerifySucceeded, twofa.EventBackupCodeUsed}, "Succeeded", "#0b57d0"},
+	{[]twofa.EventType{twofa.EventVerifyFailed}, "Failed", "#b3261e"},
+	{[]twofa.EventType{twofa.EventReplayRejected}, "Replayed code", "#8a5a00"},
+	{[]twofa.EventType{twofa.EventLocked}, "Locked out", "#6a1b9a"},
 }
 
 // Geometry of the chart, in SVG user units.
@@ -613,7 +614,7 @@ func (s *server) adminChart(w http.ResponseWriter, r *http.Request, ss *session)
 				continue
 			}
 			for i, c := range chartSeries {
-				if e.Type == c.Type {
+				if slices.Contains(c.Types, e.Type) {
 					counts[h][i]++
 				}
 			}
@@ -665,7 +666,7 @@ func (d *adminChartData) layout(counts [][]int) {
 			bh := max(1, n*plotH/top)
 			y -= bh
 			c := chartSeries[i]
-			d.Bars = append(d.Bars, chartBar{X: x, Y: y, W: int(slot * 0.7), H: bh, Color: c.Color, Kind: string(c.Type), Count: n,
+			d.Bars = append(d.Bars, chartBar{X: x, Y: y, W: int(slot * 0.7), H: bh, Color: c.Color, Kind: string(c.Types[0]), Count: n,
 				Title: fmt.Sprintf("%s–%s UTC: %d %s", row.Hour, d.Start.Add(time.Duration(h+1)*time.Hour).Format("15:04"), n, strings.ToLower(c.Label))})
 		}
 		if h%3 == 0 {
