@@ -119,7 +119,7 @@ func (s *Service) CreateLink(ctx context.Context, ref UserRef, kind LinkKind) (s
 	l := &Link{ID: NewID("lnk"), Hash: h[:], Tenant: ref.Tenant, User: ref.User, Kind: kind, CreatedAt: now, ExpiresAt: now.Add(LinkTTL)}
 	e := s.event(ctx, EventLinkCreated, ref, "", now)
 	e.Detail = fmt.Sprintf("%s link %s", kind, l.ID)
-	if err := s.pages().CreateLink(ctx, l, e); err != nil {
+	if err := s.store.CreateLink(ctx, l, e); err != nil {
 		return "", nil, err
 	}
 	return token, l, nil
@@ -134,7 +134,7 @@ func (s *Service) OpenLink(ctx context.Context, token string) (*Link, error) {
 	h := sha256.Sum256([]byte(token))
 	now := s.now()
 	e := s.event(ctx, EventLinkUsed, UserRef{}, "", now)
-	l, err := s.pages().UseLink(ctx, h[:], now, e)
+	l, err := s.store.UseLink(ctx, h[:], now, e)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +155,7 @@ func (s *Service) RenameDevice(ctx context.Context, ref UserRef, deviceID, name 
 	}
 	e := s.event(ctx, EventDeviceRenamed, ref, deviceID, s.now())
 	e.Detail = fmt.Sprintf("to %q", name)
-	return s.pages().RenameDevice(ctx, ref, deviceID, name, e)
+	return s.store.RenameDevice(ctx, ref, deviceID, name, e)
 }
 
 // Users lists a tenant's users for administrators.
@@ -166,10 +166,8 @@ func (s *Service) Users(ctx context.Context, tenant, prefix, after string, limit
 	if limit <= 0 || limit > 500 {
 		limit = 50
 	}
-	return s.pages().Users(ctx, tenant, prefix, after, limit)
+	return s.store.Users(ctx, tenant, prefix, after, limit)
 }
-
-func (s *Service) pages() PageStore { return s.store.(PageStore) }
 
 func promptKeyAD(tenant string) []byte { return seal.AD("twofa/prompt-key/v1", tenant) }
 
@@ -191,7 +189,7 @@ func (s *Service) NewPromptKey(ctx context.Context, tenant string) ([]byte, erro
 	now := s.now()
 	e := s.event(ctx, EventTenantUpdated, UserRef{Tenant: tenant}, "", now)
 	e.Detail = "new prompt key"
-	if err := s.pages().SetPromptKey(ctx, tenant, blob, s.keys.ActiveID(), now, e); err != nil {
+	if err := s.store.SetPromptKey(ctx, tenant, blob, s.keys.ActiveID(), now, e); err != nil {
 		return nil, err
 	}
 	return key, nil
@@ -212,7 +210,7 @@ func (s *Service) SetReturnURLs(ctx context.Context, tenant string, urls []strin
 	now := s.now()
 	e := s.event(ctx, EventTenantUpdated, UserRef{Tenant: tenant}, "", now)
 	e.Detail = fmt.Sprintf("return URLs %q", urls)
-	return s.pages().SetReturnURLs(ctx, tenant, urls, now, e)
+	return s.store.SetReturnURLs(ctx, tenant, urls, now, e)
 }
 
 func checkReturnURL(raw string) error {
@@ -292,7 +290,7 @@ func (s *Service) PromptResult(ctx context.Context, r *prompt.Request, v *Verify
 }
 
 func (s *Service) promptKey(ctx context.Context, tenant string) ([]byte, *Tenant, error) {
-	t, err := s.pages().Tenant(ctx, tenant)
+	t, err := s.store.Tenant(ctx, tenant)
 	if errors.Is(err, ErrNotFound) || err == nil && len(t.PromptKey) == 0 {
 		return nil, nil, Errorf(EINVALID, "tenant %q has no prompt key: an administrator makes one with twofa tenant prompt-key", tenant)
 	}

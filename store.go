@@ -31,6 +31,7 @@ type Store interface {
 	AuditStore
 	SecretStore
 	APIKeyStore
+	PageStore
 }
 
 // DeviceStore keeps users and their devices.

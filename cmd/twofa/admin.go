@@ -31,11 +31,7 @@ func adminCmd(ctx context.Context, e *env, args []string, synopsis string,
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
-	log, err := c.logger(e.stderr)
-	if err != nil {
-		return err
-	}
-	svc, st, err := c.open(ctx, e, log)
+	svc, st, _, err := c.start(ctx, e)
 	if err != nil {
 		return err
 	}

@@ -195,6 +195,17 @@ func (c *config) keyring(e *env, log *slog.Logger) (*seal.Keyring, error) {
 	return kr, err
 }
 
+// start makes the logger and opens the store and the Service: what every
+// command that touches the database does first.
+func (c *config) start(ctx context.Context, e *env) (*twofa.Service, store, *slog.Logger, error) {
+	log, err := c.logger(e.stderr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	svc, st, err := c.open(ctx, e, log)
+	return svc, st, log, err
+}
+
 // open opens the store and the Service.
 func (c *config) open(ctx context.Context, e *env, log *slog.Logger) (*twofa.Service, store, error) {
 	keys, err := c.keyring(e, log)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -42,18 +41,11 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		data = dir
 	}
 	c := config{data: data, logLevel: "warn", policy: twofa.DefaultPolicy()}
-	log, err := c.logger(e.stderr)
-	if err != nil {
-		return err
-	}
-	svc, st, err := c.open(ctx, e, log)
+	svc, st, log, err := c.start(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if _, ok := st.(twofa.PageStore); !ok {
-		return errors.New("the demo needs the hosted pages, which this store does not keep yet (twofa.PageStore)")
-	}
 
 	twofaLn, err := net.Listen("tcp", addr)
 	if err != nil {

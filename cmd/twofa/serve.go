@@ -30,11 +30,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if (certFile == "") != (keyFile == "") {
 		return usageError("--tls-cert and --tls-key go together")
 	}
-	log, err := c.logger(e.stderr)
-	if err != nil {
-		return err
-	}
-	svc, st, err := c.open(ctx, e, log)
+	svc, st, log, err := c.start(ctx, e)
 	if err != nil {
 		return err
 	}
