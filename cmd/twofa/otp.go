@@ -82,12 +82,18 @@ func (k *keyFlags) secretBytes(e *env) ([]byte, error) {
 	return otp.DecodeSecret(s)
 }
 
-func (k *keyFlags) key(e *env) (*otp.Key, error) {
+// parsed returns the key's parameters and secret.
+func (k *keyFlags) parsed(e *env) (otp.Params, []byte, error) {
 	p, err := k.params()
 	if err != nil {
-		return nil, err
+		return p, nil, err
 	}
 	secret, err := k.secretBytes(e)
+	return p, secret, err
+}
+
+func (k *keyFlags) key(e *env) (*otp.Key, error) {
+	p, secret, err := k.parsed(e)
 	if err != nil {
 		return nil, err
 	}
@@ -202,11 +208,7 @@ func (u *uriFlags) register(fs *flag.FlagSet) {
 }
 
 func (u *uriFlags) uri(e *env) (*otp.URI, error) {
-	p, err := u.params()
-	if err != nil {
-		return nil, err
-	}
-	secret, err := u.secretBytes(e)
+	p, secret, err := u.parsed(e)
 	if err != nil {
 		return nil, err
 	}
