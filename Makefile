@@ -4,6 +4,7 @@
 #   make bench   benchmarks
 #   make fuzz    every fuzz target for FUZZTIME each
 #   make lint    gofmt, vet, staticcheck, govulncheck, no fmt.Print outside cmd/
+#   make prove   replicas on PostgreSQL and kill -9 under load (issue #6), with figures
 #   make screenshots  PNGs of the hosted pages under docs/screenshots, from headless Chromium
 
 GO       ?= go
@@ -13,7 +14,7 @@ FUZZTIME ?= 30s
 TWOFA_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export TWOFA_TEST_POSTGRES_DSN
 
-.PHONY: run test test-deps check-fmt vet bench fuzz fuzz-short lint screenshots
+.PHONY: run test test-deps check-fmt vet bench fuzz fuzz-short lint screenshots prove
 
 run:
 	$(GO) run ./cmd/twofa serve
@@ -45,3 +46,10 @@ lint: check-fmt vet
 # see; make test-deps installs Chromium.
 screenshots:
 	TWOFA_TEST_REQUIRE_ALL=1 TWOFA_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -run '^TestBrowser' -count=1 ./cmd/twofa
+
+# Issue #6: three replicas on one PostgreSQL, and kill -9 under load on
+# SQLite and PostgreSQL, in full (make test runs the short version).
+prove:
+	@out=$$(mktemp -d); \
+	TWOFA_PROVE_FULL=1 TWOFA_TEST_REQUIRE_ALL=1 TWOFA_PROVE_OUT=$$out $(GO) test -count=1 -v -timeout 60m ./prove; status=$$?; \
+	echo; echo "== make prove: figures =="; cat $$out/results.txt 2>/dev/null; rm -rf $$out; exit $$status
