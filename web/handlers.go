@@ -304,8 +304,18 @@ func (s *server) handleDisable() http.Handler {
 	})
 }
 
+// noBody is the body of a POST that takes none: empty, or {}. Anything
+// else is refused before the action, like any other bad body.
+type noBody struct{}
+
+func (noBody) Valid() map[string]string { return nil }
+
 func (s *server) handleBackupCodes() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := decode[noBody](w, r, true); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		codes, err := s.svc.RegenerateBackupCodes(r.Context(), ref(r))
 		if err != nil {
 			s.writeError(w, r, err)
@@ -317,6 +327,10 @@ func (s *server) handleBackupCodes() http.Handler {
 
 func (s *server) handleUnlock() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := decode[noBody](w, r, true); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		if err := s.svc.Unlock(r.Context(), ref(r)); err != nil {
 			s.writeError(w, r, err)
 			return

@@ -14,11 +14,6 @@ import (
 	"github.com/twofa/twofa/otp"
 )
 
-// linkRequest is the empty body of the link routes: nothing to set yet.
-type linkRequest struct{}
-
-func (linkRequest) Valid() map[string]string { return nil }
-
 type linkResponse struct {
 	URL       string    `json:"url"`
 	ExpiresAt time.Time `json:"expires_at"`
@@ -28,7 +23,7 @@ type linkResponse struct {
 // user's pages, for the user to open within LinkTTL.
 func (s *server) handleCreateLink(kind twofa.LinkKind) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := decode[linkRequest](w, r, true); err != nil {
+		if _, err := decode[noBody](w, r, true); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
