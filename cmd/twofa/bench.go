@@ -75,6 +75,7 @@ type benchConfig struct {
 	serverPID   int
 	prefix      string
 	json        bool
+	usersFile   string
 }
 
 func runBench(ctx context.Context, e *env, args []string) error {
@@ -97,6 +98,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&c.serverPID, "server-pid", 0, "read the server's RSS from /proc/`PID`/status (default: its /metrics)")
 	fs.StringVar(&c.prefix, "user-prefix", "", "prefix of the enrolled user IDs (default: bench-RUNID, random, so runs do not collide)")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
+	fs.StringVar(&c.usersFile, "users-file", "", "`file` of enrolled users' IDs, secrets and state: loaded instead of enrolling if it exists, else written (mode 0600) after enrolling, and updated after the run; it holds TOTP secrets, keep it private")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -209,12 +211,13 @@ var answerNames = [numAnswers]string{"valid", "invalid_code", "replayed", "rate_
 // benchUser is an enrolled user. busy is a try-lock: a user has at most
 // one request in flight, so last and fails are what the server holds.
 type benchUser struct {
-	id    string
-	path  string // of the verify endpoint
-	key   *otp.Key
-	busy  atomic.Bool
-	last  uint64 // last accepted step
-	fails int    // failures counted since the last success
+	id     string
+	path   string // of the verify endpoint
+	key    *otp.Key
+	secret string // base32, kept only for --users-file
+	busy   atomic.Bool
+	last   uint64 // last accepted step
+	fails  int    // failures counted since the last success
 }
 
 func (u *benchUser) tryLock() bool { return u.busy.CompareAndSwap(false, true) }
@@ -232,8 +235,20 @@ func bench(ctx context.Context, e *env, c *benchConfig) error {
 	defer b.client.CloseIdleConnections()
 	rep := &benchReport{URL: c.url, Users: c.users, Concurrency: c.concurrency, Period: c.period, Mix: c.mix.String(), UserPrefix: c.prefix}
 
-	if err := b.enroll(ctx, e.stderr, &rep.Enroll); err != nil {
+	loaded, err := b.loadUsers()
+	if err != nil {
 		return err
+	}
+	if loaded {
+		rep.Enroll.Users = len(b.users)
+		fmt.Fprintf(e.stderr, "enroll: %d users loaded from %s\n", len(b.users), c.usersFile)
+	} else {
+		if err := b.enroll(ctx, e.stderr, &rep.Enroll); err != nil {
+			return err
+		}
+		if err := b.saveUsers(); err != nil {
+			return err
+		}
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -243,6 +258,9 @@ func bench(ctx context.Context, e *env, c *benchConfig) error {
 	ld.invalidNext.Store(uint64(len(b.users) / 2)) // away from the valid cursor
 	total, elapsed := b.drive(ctx, e.stderr, "load", ld.work)
 	rep.fill(total, elapsed)
+	if err := b.saveUsers(); err != nil {
+		return err
+	}
 
 	rep.RSSBytes, rep.RSSSource = b.serverRSS(ctx)
 
@@ -475,13 +493,92 @@ func (b *bencher) enrollOne(ctx context.Context, id string) (*benchUser, error) 
 			return nil, fmt.Errorf("%s: confirm: %d %s", id, status, replyError(r))
 		}
 		if r.Valid {
-			return &benchUser{id: id, path: base + "/verify", key: k, last: s}, nil
+			u := &benchUser{id: id, path: base + "/verify", key: k, last: s}
+			if b.cfg.usersFile != "" {
+				u.secret = en.Secret
+			}
+			return u, nil
 		}
 		if b.step(time.Now()) < s+2 {
 			return nil, fmt.Errorf("%s: confirm: a valid code refused: %s", id, r.Reason)
 		}
 	}
 	return nil, fmt.Errorf("%s: confirm: no code accepted in 5 tries", id)
+}
+
+// savedUser is a line of --users-file.
+type savedUser struct {
+	ID     string `json:"id"`
+	Secret string `json:"secret"`
+	Period int    `json:"period"`
+	Last   uint64 `json:"last"`
+	Fails  int    `json:"fails"`
+}
+
+// loadUsers reads --users-file, if given and present, into b.users.
+func (b *bencher) loadUsers() (bool, error) {
+	if b.cfg.usersFile == "" {
+		return false, nil
+	}
+	f, err := os.Open(b.cfg.usersFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	now := b.step(time.Now())
+	dec := json.NewDecoder(f)
+	for {
+		var su savedUser
+		if err := dec.Decode(&su); err == io.EOF {
+			break
+		} else if err != nil {
+			return false, fmt.Errorf("%s: %w", b.cfg.usersFile, err)
+		}
+		if su.Period != b.cfg.period {
+			return false, fmt.Errorf("%s: user %s has period %d, not --period %d", b.cfg.usersFile, su.ID, su.Period, b.cfg.period)
+		}
+		secret, err := otp.DecodeSecret(su.Secret)
+		if err != nil {
+			return false, fmt.Errorf("%s: user %s: %w", b.cfg.usersFile, su.ID, err)
+		}
+		k, err := otp.NewKey(secret, otp.Params{Period: b.cfg.period})
+		clear(secret)
+		if err != nil {
+			return false, fmt.Errorf("%s: user %s: %w", b.cfg.usersFile, su.ID, err)
+		}
+		b.users = append(b.users, &benchUser{id: su.ID, path: "/v1/users/" + url.PathEscape(su.ID) + "/verify",
+			key: k, secret: su.Secret, last: max(su.Last, now), fails: su.Fails})
+	}
+	if len(b.users) == 0 {
+		return false, fmt.Errorf("%s: no users", b.cfg.usersFile)
+	}
+	return true, nil
+}
+
+// saveUsers writes b.users to --users-file, if given, with mode 0600.
+func (b *bencher) saveUsers() error {
+	if b.cfg.usersFile == "" {
+		return nil
+	}
+	tmp := b.cfg.usersFile + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	enc := json.NewEncoder(w)
+	for _, u := range b.users {
+		if err := enc.Encode(savedUser{ID: u.id, Secret: u.secret, Period: b.cfg.period, Last: u.last, Fails: u.fails}); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := errors.Join(w.Flush(), f.Close()); err != nil {
+		return err
+	}
+	return os.Rename(tmp, b.cfg.usersFile)
 }
 
 func replyError(r apiReply) string {
