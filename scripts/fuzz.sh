@@ -4,16 +4,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzztime=${FUZZTIME:-30s}
+
+# count_inputs counts the saved inputs of a target (none yet is fine).
+count_inputs() {
+	if [ -d "$1" ]; then
+		find "$1" -type f | wc -l
+	else
+		echo 0
+	fi
+}
 grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r file; do
 	dir=$(dirname "$file")
 	for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | sed 's/^func //'); do
 		echo "fuzz: $dir $target ($fuzztime)"
 		for try in 1 2; do
-			before=$(ls "$dir/testdata/fuzz/$target" 2>/dev/null | wc -l)
+			before=$(count_inputs "$dir/testdata/fuzz/$target")
 			if go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$dir" >/tmp/twofa-fuzz.log 2>&1; then
 				break
 			fi
-			after=$(ls "$dir/testdata/fuzz/$target" 2>/dev/null | wc -l)
+			after=$(count_inputs "$dir/testdata/fuzz/$target")
 			# Go's fuzzing engine now and then stops a worker with "context
 			# deadline exceeded" at the end of a short run, saving no input:
 			# that is the engine, not our code, and is retried once. A real
