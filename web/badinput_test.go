@@ -661,7 +661,7 @@ func TestBadInput_Pages(t *testing.T) {
 			{"Form65KiB", form, with(rt.fields, "csrf", rt.tok) + "&pad=" + pad65KiB, nil, nil},
 			{"Form10MiB", form, with(rt.fields, "csrf", rt.tok) + "&pad=" + pad10MiB, nil, nil},
 		}
-		if rt.bad != nil && len(rt.bad) == 1 && len(rt.bad[0]) == 0 {
+		if len(rt.bad) == 1 && len(rt.bad[0]) == 0 {
 			cases = nil // an odd ID: only the good-token case below
 		}
 		for _, c := range cases {

@@ -119,7 +119,7 @@ func readRoutes(t *testing.T) []route {
 	}
 	var routes []route
 	for _, m := range regexp.MustCompile(`mux\.Handle(?:Func)?\("([^"]*)",\s*(\w*)`).FindAllSubmatch(src, -1) {
-		pattern, wrapper := string(m[1]), string(m[2])
+		pattern := string(m[1])
 		if pattern == "/" {
 			continue
 		}
@@ -127,7 +127,7 @@ func readRoutes(t *testing.T) []route {
 			t.Errorf("routes.go: route %q has no method: document it or give it one", pattern)
 			continue
 		}
-		admin, auth := scopes[wrapper]
+		admin, auth := scopes[string(m[2])]
 		routes = append(routes, route{pattern: pattern, auth: auth, admin: admin})
 	}
 	if len(routes) < 10 {
