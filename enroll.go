@@ -65,7 +65,7 @@ func (s *Service) BeginEnrollment(ctx context.Context, ref UserRef, req EnrollRe
 		return nil, err
 	}
 	u.Secret = secret
-	if d.Secret, err = s.keys.Seal(secret, secretAD(d)); err != nil {
+	if d.Secret, err = s.keys.Seal(secret, SecretAD(d)); err != nil {
 		return nil, fmt.Errorf("sealing a secret: %w", err)
 	}
 	d.KeyID = s.keys.ActiveID()
@@ -266,7 +266,7 @@ func (s *Service) ImportTOTP(ctx context.Context, ref UserRef, req ImportRequest
 	if len(req.Secret) < otp.MinSecretSize {
 		return nil, Errorf(EINVALID, "secret is shorter than %d bytes (128 bits, RFC 4226): re-enroll this user instead", otp.MinSecretSize)
 	}
-	if d.Secret, err = s.keys.Seal(req.Secret, secretAD(d)); err != nil {
+	if d.Secret, err = s.keys.Seal(req.Secret, SecretAD(d)); err != nil {
 		return nil, fmt.Errorf("sealing a secret: %w", err)
 	}
 	d.KeyID = s.keys.ActiveID()

@@ -60,7 +60,7 @@ func (s *Service) reseal(ctx context.Context, v SealedSecret) error {
 	var ad []byte
 	switch {
 	case v.Device != nil:
-		ad = secretAD(v.Device)
+		ad = SecretAD(v.Device)
 	case v.Setting != "":
 		ad = settingAD(v.Setting)
 	case v.PromptKeyOf != "":

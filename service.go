@@ -106,10 +106,11 @@ func (s *Service) initKey(ctx context.Context, name string) ([]byte, error) {
 
 func settingAD(name string) []byte { return seal.AD("twofa/setting/v1", name) }
 
-// secretAD binds a device's sealed secret to its row and parameters, so a
-// secret copied to another device, user or tenant, or under other
-// parameters, does not open.
-func secretAD(d *Device) []byte {
+// SecretAD is the associated data that binds a device's sealed secret to
+// its row and parameters, so a secret copied to another device, user or
+// tenant, or under other parameters, does not open. Tools that seal
+// secrets outside the Service (bulk seeding, migrations) use it too.
+func SecretAD(d *Device) []byte {
 	p := d.Params
 	return seal.AD("twofa/totp-secret/v1", d.Tenant, d.User, d.ID, string(d.Kind),
 		p.Algorithm.String(), strconv.Itoa(p.Digits), strconv.Itoa(p.Period), strconv.FormatInt(p.T0, 10))
@@ -117,7 +118,7 @@ func secretAD(d *Device) []byte {
 
 // key opens a device's secret and returns its OTP key.
 func (s *Service) key(d *Device) (*otp.Key, error) {
-	secret, err := s.keys.Open(d.Secret, secretAD(d))
+	secret, err := s.keys.Open(d.Secret, SecretAD(d))
 	if err != nil {
 		return nil, fmt.Errorf("opening the secret of device %s: %w", d.ID, err)
 	}
