@@ -70,46 +70,21 @@ func (s *Store) SealedSecrets(ctx context.Context, keyID uint32, after string, l
 			}
 		}
 		if from, ok := rangeAfter(after, settingPrefix); ok && len(out) < limit {
-			rows, err := tx.QueryContext(ctx, `SELECT name, value, key_id FROM settings
-				WHERE key_id != ? AND name > ? ORDER BY name LIMIT ?`, int64(keyID), from, limit-len(out))
+			var err error
+			out, err = appendSealed(ctx, tx, out, settingPrefix, func(ss *twofa.SealedSecret, name string) { ss.Setting = name },
+				`SELECT name, value, key_id FROM settings WHERE key_id != ? AND name > ? ORDER BY name LIMIT ?`,
+				int64(keyID), from, limit-len(out))
 			if err != nil {
-				return fmt.Errorf("sqlite: sealed secrets: %w", err)
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var (
-					ss twofa.SealedSecret
-					id int64
-				)
-				if err := rows.Scan(&ss.Setting, &ss.Blob, &id); err != nil {
-					return fmt.Errorf("sqlite: sealed secrets: %w", err)
-				}
-				ss.Ref, ss.KeyID = settingPrefix+ss.Setting, uint32(id)
-				out = append(out, ss)
-			}
-			if err := rows.Err(); err != nil {
 				return fmt.Errorf("sqlite: sealed secrets: %w", err)
 			}
 		}
 		if from, ok := rangeAfter(after, tenantPrefix); ok && len(out) < limit {
-			rows, err := tx.QueryContext(ctx, `SELECT id, prompt_key, key_id FROM tenants
-				WHERE prompt_key IS NOT NULL AND key_id != ? AND id > ? ORDER BY id LIMIT ?`, int64(keyID), from, limit-len(out))
+			var err error
+			out, err = appendSealed(ctx, tx, out, tenantPrefix, func(ss *twofa.SealedSecret, id string) { ss.PromptKeyOf = id },
+				`SELECT id, prompt_key, key_id FROM tenants
+				WHERE prompt_key IS NOT NULL AND key_id != ? AND id > ? ORDER BY id LIMIT ?`,
+				int64(keyID), from, limit-len(out))
 			if err != nil {
-				return fmt.Errorf("sqlite: sealed secrets: %w", err)
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var (
-					ss twofa.SealedSecret
-					id int64
-				)
-				if err := rows.Scan(&ss.PromptKeyOf, &ss.Blob, &id); err != nil {
-					return fmt.Errorf("sqlite: sealed secrets: %w", err)
-				}
-				ss.Ref, ss.KeyID = tenantPrefix+ss.PromptKeyOf, uint32(id)
-				out = append(out, ss)
-			}
-			if err := rows.Err(); err != nil {
 				return fmt.Errorf("sqlite: sealed secrets: %w", err)
 			}
 		}
@@ -178,4 +153,29 @@ func (s *Store) CountSealed(ctx context.Context, keyID uint32) (total, stale int
 		return 0, 0, fmt.Errorf("sqlite: count sealed: %w", err)
 	}
 	return total, stale, nil
+}
+
+// appendSealed appends the sealed values that a query of (name, blob,
+// key_id) rows returns, each named by set and referred to as prefix+name.
+func appendSealed(ctx context.Context, tx *sql.Tx, out []twofa.SealedSecret, prefix string,
+	set func(*twofa.SealedSecret, string), query string, args ...any) ([]twofa.SealedSecret, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return out, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			ss   twofa.SealedSecret
+			name string
+			id   int64
+		)
+		if err := rows.Scan(&name, &ss.Blob, &id); err != nil {
+			return out, err
+		}
+		set(&ss, name)
+		ss.Ref, ss.KeyID = prefix+name, uint32(id)
+		out = append(out, ss)
+	}
+	return out, rows.Err()
 }
