@@ -136,15 +136,24 @@ type db []string
 // startReplica starts `twofa serve` on a free port and waits for /readyz.
 func startReplica(t testing.TB, where db, extra ...string) *replica {
 	t.Helper()
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "warn"}, where...)
-	cmd := exec.Command(binary, append(args, extra...)...)
-	cmd.Env = procEnv()
+	r, _ := launch(t, procEnv(), 60*time.Second, append(append([]string(nil), where...), extra...)...)
+	return r
+}
+
+// launch starts `twofa serve` on a free port with the environment env and
+// waits, up to limit for each, for its listening line and a /readyz 200.
+// It returns the replica and the time from exec to that first 200.
+func launch(t testing.TB, env []string, limit time.Duration, args ...string) (*replica, time.Duration) {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "warn"}, args...)...)
+	cmd.Env = env
 	r := &replica{t: t, cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = r.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -168,24 +177,25 @@ func startReplica(t testing.TB, where db, extra ...string) *replica {
 			t.Fatalf("twofa serve did not start: %q\n%s", line, r.stderr)
 		}
 		r.url = u
-	case <-time.After(60 * time.Second):
+	case <-time.After(limit):
 		r.kill()
-		t.Fatalf("twofa serve: no listening line after 60s\n%s", r.stderr)
+		t.Fatalf("twofa serve: no listening line after %s\n%s", limit, r.stderr)
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	deadline := time.Now().Add(limit)
 	for {
-		resp, err := http.Get(r.url + "/readyz")
+		resp, err := client.Get(r.url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return r
+				return r, time.Since(start)
 			}
 		}
 		if time.Now().After(deadline) {
 			r.kill()
-			t.Fatalf("no /readyz 200 after 30s: %v\n%s", err, r.stderr)
+			t.Fatalf("no /readyz 200 after %s: %v\n%s", limit, err, r.stderr)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 }
 

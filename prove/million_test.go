@@ -1,14 +1,11 @@
 package prove
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -260,59 +257,7 @@ func runKey(t *testing.T, key string, args ...string) (string, string, int, time
 // the time from exec to the first /readyz 200.
 func serveTimed(t *testing.T, where db, key string) (*replica, time.Duration) {
 	t.Helper()
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "warn"}, where...)
-	cmd := exec.Command(binary, args...)
-	cmd.Env = envWithKey(key)
-	r := &replica{t: t, cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stderr = r.stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		r.err = cmd.Wait()
-		close(r.done)
-	}()
-	t.Cleanup(r.kill)
-	lines := make(chan string, 1)
-	go func() {
-		br := bufio.NewReader(stdout)
-		line, _ := br.ReadString('\n')
-		lines <- line
-		io.Copy(io.Discard, br)
-	}()
-	select {
-	case line := <-lines:
-		u, ok := strings.CutPrefix(strings.TrimSpace(line), "twofa listening on ")
-		if !ok {
-			r.kill()
-			t.Fatalf("twofa serve did not start: %q\n%s", line, r.stderr)
-		}
-		r.url = u
-	case <-time.After(120 * time.Second):
-		r.kill()
-		t.Fatalf("twofa serve: no listening line after 120s\n%s", r.stderr)
-	}
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
-	deadline := time.Now().Add(120 * time.Second)
-	for {
-		resp, err := client.Get(r.url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return r, time.Since(start)
-			}
-		}
-		if time.Now().After(deadline) {
-			r.kill()
-			t.Fatalf("no /readyz 200 after 120s: %v\n%s", err, r.stderr)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	return launch(t, envWithKey(key), 120*time.Second, where...)
 }
 
 // benchResult is what we read of `twofa bench --json`.
