@@ -12,10 +12,8 @@ package main
 // from the root of the module.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -454,56 +452,6 @@ func TestBrowser_Manage(t *testing.T) {
 	}
 }
 
-// browserDemo is a running `twofa demo`, with what it prints.
-type browserDemo struct {
-	twofaURL, siteURL, password, adminKey string
-}
-
-func startBrowserDemo(t *testing.T) *browserDemo {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	logs := &syncBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"twofa", "demo", "--addr", "127.0.0.1:0", "--demo-addr", "127.0.0.1:0", "--data", t.TempDir()},
-			testGetenv(nil), strings.NewReader(""), pw, logs)
-		pw.Close()
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("demo returned %v", err)
-		}
-	})
-	d := &browserDemo{}
-	adminRe := regexp.MustCompile(`^admin console on \S+ with key (\S+)$`)
-	sc := bufio.NewScanner(pr)
-	for sc.Scan() {
-		line := sc.Text()
-		if u, ok := strings.CutPrefix(line, "twofa listening on "); ok {
-			d.twofaURL = u
-		}
-		if u, ok := strings.CutPrefix(line, "demo site on "); ok {
-			d.siteURL = u
-		}
-		if p, ok := strings.CutPrefix(line, "sign in to the demo site as demo with password "); ok {
-			d.password = p
-		}
-		if m := adminRe.FindStringSubmatch(line); m != nil {
-			d.adminKey = m[1]
-		}
-		if strings.HasPrefix(line, "press Ctrl-C") {
-			break
-		}
-	}
-	go io.Copy(io.Discard, pr)
-	if d.twofaURL == "" || d.siteURL == "" || d.password == "" || d.adminKey == "" {
-		t.Fatalf("demo printed no URLs, password or admin key: %+v\n%s", d, logs)
-	}
-	return d
-}
-
 // TestBrowser_Demo: `twofa demo` as a newcomer tries it. Sign in with the
 // password, set up 2FA, sign in with a code, then with a backup code, then
 // type wrong codes until locked out; an administrator unlocks the user in
@@ -512,7 +460,7 @@ func TestBrowser_Demo(t *testing.T) {
 	needPages(t)
 	t.Parallel()
 	c := newChrome(t)
-	d := startBrowserDemo(t)
+	d := startDemo(t)
 
 	signIn := func(what string) {
 		t.Helper()

@@ -18,9 +18,10 @@ import (
 	"github.com/twofa/twofa/sqlite"
 )
 
-// demo is a running `twofa demo`, as a newcomer would start it.
+// demo is a running `twofa demo`, as a newcomer would start it, with what
+// it prints.
 type demo struct {
-	twofaURL, siteURL, password string
+	twofaURL, siteURL, password, adminKey string
 }
 
 func startDemo(t *testing.T) *demo {
@@ -41,6 +42,7 @@ func startDemo(t *testing.T) *demo {
 		}
 	})
 	d := &demo{}
+	adminRe := regexp.MustCompile(`^admin console on \S+ with key (\S+)$`)
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
 		line := sc.Text()
@@ -53,13 +55,16 @@ func startDemo(t *testing.T) *demo {
 		if p, ok := strings.CutPrefix(line, "sign in to the demo site as demo with password "); ok {
 			d.password = p
 		}
+		if m := adminRe.FindStringSubmatch(line); m != nil {
+			d.adminKey = m[1]
+		}
 		if strings.HasPrefix(line, "press Ctrl-C") {
 			break
 		}
 	}
 	go io.Copy(io.Discard, pr)
-	if d.twofaURL == "" || d.siteURL == "" || d.password == "" {
-		t.Fatalf("demo printed no URLs or password: %+v\n%s", d, logs)
+	if d.twofaURL == "" || d.siteURL == "" || d.password == "" || d.adminKey == "" {
+		t.Fatalf("demo printed no URLs, password or admin key: %+v\n%s", d, logs)
 	}
 	return d
 }
