@@ -9,28 +9,19 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/twofa/twofa"
 	"github.com/twofa/twofa/client"
+	"github.com/twofa/twofa/internal/twofatest"
 	"github.com/twofa/twofa/otp"
-	"github.com/twofa/twofa/seal"
-	"github.com/twofa/twofa/sqlite"
 	"github.com/twofa/twofa/web"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
+type clock = twofatest.Clock
 
 // server is a twofa HTTP API over a real Service on SQLite, with clients
 // holding an app and an admin key of tenant "acme".
@@ -45,27 +36,11 @@ type server struct {
 func newServer(t *testing.T) *server {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "twofa.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	key, err := seal.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := seal.NewKeyring(1, map[uint32][]byte{1: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	svc, err := twofa.NewService(ctx, st, kr, twofa.Options{Now: c.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, st, c, _ := twofatest.NewService(t)
 	hs := httptest.NewServer(web.NewHandler(svc, web.Options{Now: c.Now, Ready: st.Ping}))
 	t.Cleanup(hs.Close)
 	s := &server{url: hs.URL, svc: svc, clock: c}
+	var err error
 	if s.appKey, _, err = svc.CreateAPIKey(ctx, "acme", "app", twofa.ScopeApp); err != nil {
 		t.Fatal(err)
 	}

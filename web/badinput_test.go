@@ -26,9 +26,8 @@ import (
 	"time"
 
 	"github.com/twofa/twofa"
+	"github.com/twofa/twofa/internal/twofatest"
 	"github.com/twofa/twofa/prompt"
-	"github.com/twofa/twofa/seal"
-	"github.com/twofa/twofa/sqlite"
 	"github.com/twofa/twofa/web"
 
 	_ "modernc.org/sqlite" // the "sqlite" driver, for the read-only snapshot connection
@@ -47,26 +46,9 @@ type badEnv struct {
 func newBadEnv(t *testing.T) *badEnv {
 	t.Helper()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "twofa.db")
-	st, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatalf("sqlite.Open: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
-	key, err := seal.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := seal.NewKeyring(1, map[uint32][]byte{1: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	svc, err := twofa.NewService(ctx, st, kr, twofa.Options{Now: c.Now})
-	if err != nil {
-		t.Fatalf("NewService: %v", err)
-	}
+	svc, _, c, path := twofatest.NewService(t)
 	e := &env{tb: t, svc: svc, clock: c, h: web.NewHandler(svc, web.Options{Now: c.Now})}
+	var err error
 	if e.appKey, _, err = svc.CreateAPIKey(ctx, "acme", "app", twofa.ScopeApp); err != nil {
 		t.Fatal(err)
 	}

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/twofa/twofa"
+	"github.com/twofa/twofa/internal/twofatest"
 	"github.com/twofa/twofa/otp"
-	"github.com/twofa/twofa/seal"
 	"github.com/twofa/twofa/sqlite"
 )
 
@@ -91,38 +91,16 @@ var fuzzVerify struct {
 	err  error
 }
 
-type fuzzClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fuzzClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fuzzClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+type fuzzClock = twofatest.Clock
 
 func setupFuzzVerify(dir string) error {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "twofa.db"))
+	c := twofatest.NewClock()
+	svc, st, err := twofatest.Open(ctx, filepath.Join(dir, "twofa.db"), c)
 	if err != nil {
 		return err
 	}
 	fuzzVerify.st = st
-	key, err := seal.GenerateKey()
-	if err != nil {
-		return err
-	}
-	kr, err := seal.NewKeyring(1, map[uint32][]byte{1: key})
-	if err != nil {
-		return err
-	}
-	c := &fuzzClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	svc, err := twofa.NewService(ctx, st, kr, twofa.Options{Now: c.Now})
-	if err != nil {
-		return err
-	}
 	appKey, _, err := svc.CreateAPIKey(ctx, "acme", "app", twofa.ScopeApp)
 	if err != nil {
 		return err

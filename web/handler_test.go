@@ -6,30 +6,20 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/twofa/twofa"
+	"github.com/twofa/twofa/internal/twofatest"
 	"github.com/twofa/twofa/otp"
-	"github.com/twofa/twofa/seal"
-	"github.com/twofa/twofa/sqlite"
 	"github.com/twofa/twofa/web"
 )
 
 // clock is the injected time of the Service and the handler.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
+type clock = twofatest.Clock
 
 // env is a handler over a real Service on SQLite, with an app and an
 // admin key of tenant "acme".
@@ -46,26 +36,9 @@ type env struct {
 func newEnv(tb testing.TB, ready func(context.Context) error) *env {
 	tb.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "twofa.db"))
-	if err != nil {
-		tb.Fatalf("sqlite.Open: %v", err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	key, err := seal.GenerateKey()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	kr, err := seal.NewKeyring(1, map[uint32][]byte{1: key})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	// A whole step boundary, so codes of "now" and "now+30s" are distinct steps.
-	c := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	svc, err := twofa.NewService(ctx, st, kr, twofa.Options{Now: c.Now})
-	if err != nil {
-		tb.Fatalf("NewService: %v", err)
-	}
+	svc, _, c, _ := twofatest.NewService(tb)
 	e := &env{tb: tb, svc: svc, clock: c, h: web.NewHandler(svc, web.Options{Now: c.Now, Ready: ready})}
+	var err error
 	if e.appKey, _, err = svc.CreateAPIKey(ctx, "acme", "app", twofa.ScopeApp); err != nil {
 		tb.Fatal(err)
 	}

@@ -13,27 +13,18 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/twofa/twofa"
+	"github.com/twofa/twofa/internal/twofatest"
 	"github.com/twofa/twofa/otp"
 	"github.com/twofa/twofa/prompt"
-	"github.com/twofa/twofa/seal"
-	"github.com/twofa/twofa/sqlite"
 	"github.com/twofa/twofa/web"
 )
 
 // pagesClock is the injected time of the Service and the handler.
-type pagesClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *pagesClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *pagesClock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
+type pagesClock = twofatest.Clock
 
 // pagesEnv is a real server over a real Service on SQLite, and a browser:
 // a client with a cookie jar that does not follow redirects, so tests see
@@ -50,24 +41,7 @@ type pagesEnv struct {
 func newPagesEnv(t *testing.T, tls bool) *pagesEnv {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "twofa.db"))
-	if err != nil {
-		t.Fatalf("sqlite.Open: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
-	key, err := seal.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := seal.NewKeyring(1, map[uint32][]byte{1: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &pagesClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	svc, err := twofa.NewService(ctx, st, kr, twofa.Options{Now: c.Now})
-	if err != nil {
-		t.Fatalf("NewService: %v", err)
-	}
+	svc, _, c, _ := twofatest.NewService(t)
 	h := web.NewHandler(svc, web.Options{Now: c.Now})
 	e := &pagesEnv{t: t, svc: svc, clock: c}
 	if tls {
@@ -80,6 +54,7 @@ func newPagesEnv(t *testing.T, tls bool) *pagesEnv {
 	t.Cleanup(e.srv.Close)
 	e.client.Jar, _ = cookiejar.New(nil)
 	e.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	var err error
 	if e.appKey, _, err = svc.CreateAPIKey(ctx, "acme", "app", twofa.ScopeApp); err != nil {
 		t.Fatal(err)
 	}
