@@ -10,7 +10,7 @@ import (
 // on happen in the database, not in the Service, so that any number of
 // processes sharing one database behave as one: a time step is accepted at
 // most once (compare-and-set), a backup code is spent at most once, and an
-// attempt is counted before it is checked.
+// attempt is counted no later than it is checked.
 //
 // Errors: methods return the sentinels of this package (ErrNotFound,
 // ErrReplayed, ErrDeviceLimit, ErrExpired, LockedError), wrapped or not, for
@@ -91,6 +91,24 @@ type AttemptStore interface {
 	// returns the new count. ErrNotFound if the user is unknown.
 	BeginAttempt(ctx context.Context, ref UserRef, now time.Time, lockUntil func(failures int, now time.Time) time.Time) (failures int, err error)
 
+	// Attempt makes one verification attempt for the user, atomically: in
+	// one transaction that holds the user against every other attempt and
+	// every other change to their failure count, from any process, it reads
+	// the user as User would, calls check with them, and writes the Outcome
+	// check returns. So an attempt is checked and counted in one step, and
+	// parallel guesses are taken one at a time and cannot outrun the
+	// lockout. check runs while the store holds the user (and, in an
+	// embedded store, every writer): it must be quick and must not call
+	// the store.
+	//
+	// If check returns an error, nothing is written and Attempt returns the
+	// error as it is. ErrNotFound, without calling check, if the user is
+	// unknown. ErrReplayed, writing nothing, if the Outcome accepts a step
+	// that is no longer newer than the device's last accepted step (a
+	// change that does not hold the user, such as a resync, accepted a step
+	// in between); trying again sees the new step.
+	Attempt(ctx context.Context, ref UserRef, check func(u *User) (*Outcome, error)) error
+
 	// AcceptStep accepts a TOTP step for an active device, atomically: only
 	// if a.Step is greater than the device's LastStep (compare-and-set), it
 	// sets LastStep, Drift and LastUsedAt, forgets any pending resync, and,
@@ -116,6 +134,20 @@ type StepAcceptance struct {
 	Now           time.Time
 	ResetFailures bool
 	Event         *AuditEvent
+}
+
+// Outcome is what one verification attempt changes (AttemptStore.Attempt).
+type Outcome struct {
+	// Accept, when set, is a TOTP step to accept, as AcceptStep would, but
+	// inside the attempt's transaction; its Ref, ResetFailures and Event
+	// are ignored. Nil when no step is accepted.
+	Accept *StepAcceptance
+	// Failures and LockedUntil are the user's consecutive failure count and
+	// lock after the attempt; the store writes them only if they changed.
+	Failures    int
+	LockedUntil time.Time
+	// Events are appended to the audit log in the attempt's transaction.
+	Events []*AuditEvent
 }
 
 // BackupCodeStore keeps hashed backup codes.

@@ -41,43 +41,137 @@ type VerifyResult struct {
 // ErrMalformedCode (a code of no factor's form; limited per user),
 // LockedError (too many failures), ErrRateLimited.
 //
-// Each attempt is counted as a failure before it is checked, so parallel
-// guesses cannot outrun the lockout; a success clears the count. A TOTP
-// step is accepted only if it is newer than the device's last accepted
-// step, with a compare-and-set in the store, so of any number of
+// A TOTP code is checked and counted in one store transaction that holds
+// the user (Store.Attempt): parallel guesses are taken one at a time, so
+// they cannot outrun the lockout, and a time step is accepted only if it
+// is newer than the device's last accepted step, so of any number of
 // concurrent requests with one code, in any number of processes, exactly
-// one is valid.
+// one is valid. A backup code is counted as a failure before it is
+// checked, and spent with a compare-and-set.
 func (s *Service) Verify(ctx context.Context, ref UserRef, code string) (*VerifyResult, error) {
-	u, err := s.user(ctx, ref)
+	if err := ref.Validate(); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	if err := s.limitVerify(ctx, ref, now); err != nil {
+		return nil, err
+	}
+	if _, ok := normalizeBackupCode(code); ok {
+		return s.verifyBackup(ctx, ref, code, now)
+	}
+	// A step that another change (a resync) accepted between the read and
+	// the write makes the store answer ErrReplayed, changing nothing; the
+	// next try sees it. Twice in a row would take two such changes.
+	for try := 0; ; try++ {
+		res, err := s.verifyTOTP(ctx, ref, code, now)
+		if errors.Is(err, ErrReplayed) && try < 2 {
+			continue
+		}
+		return res, err
+	}
+}
+
+// malformedError carries a malformed code's error out of an attempt.
+type malformedError struct{ err error }
+
+func (e *malformedError) Error() string { return e.err.Error() }
+
+// verifyTOTP makes one attempt with a code of no backup code's form.
+func (s *Service) verifyTOTP(ctx context.Context, ref UserRef, code string, now time.Time) (*VerifyResult, error) {
+	var res *VerifyResult
+	err := s.store.Attempt(ctx, ref, func(u *User) (*Outcome, error) {
+		devices := u.ActiveDevices()
+		if len(devices) == 0 && u.BackupCodes == 0 {
+			return nil, ErrNotEnrolled
+		}
+		if _, err := classify(code, devices); err != nil {
+			return nil, &malformedError{err}
+		}
+		if u.Locked(now) {
+			return nil, LockedError(u.LockedUntil)
+		}
+		match, m, err := s.matchTOTP(devices, code, now)
+		if err != nil {
+			return nil, err
+		}
+		if match != nil && m.Step > match.LastStep {
+			e := s.event(ctx, EventVerifySucceeded, ref, match.ID, now)
+			e.Factor = FactorTOTP
+			e.Detail = fmt.Sprintf("step offset %+d", m.Offset)
+			res = &VerifyResult{Valid: true, Factor: FactorTOTP, Device: match.ID, BackupCodesRemaining: u.BackupCodes}
+			return &Outcome{
+				Accept: &StepAcceptance{DeviceID: match.ID, Step: m.Step, Drift: clampDrift(m.Offset, s.policy.MaxDrift), Now: now},
+				Events: []*AuditEvent{e},
+			}, nil
+		}
+		reason, device := ReasonInvalidCode, ""
+		if match != nil {
+			reason, device = ReasonReplayed, match.ID
+		}
+		var events []*AuditEvent
+		res, events = s.failure(ctx, ref, device, FactorTOTP, reason, u.Failures+1, now)
+		o := &Outcome{Failures: u.Failures + 1, LockedUntil: u.LockedUntil, Events: events}
+		if !res.LockedUntil.IsZero() {
+			o.LockedUntil = res.LockedUntil
+		}
+		return o, nil
+	})
+	var me *malformedError
+	switch {
+	case errors.As(err, &me):
+		return nil, s.refuseMalformed(ctx, ref, now, me.err)
+	case errors.Is(err, ErrNotFound):
+		return nil, ErrNotEnrolled
+	case err != nil:
+		return nil, err
+	}
+	s.logLock(ctx, ref, res)
+	return res, nil
+}
+
+// matchTOTP checks code against every TOTP device, with no early exit, so
+// the time taken does not tell which device, if any, matched. It prefers a
+// match that is not a replay; match is nil when no device matched.
+func (s *Service) matchTOTP(devices []*Device, code string, now time.Time) (match *Device, m otp.Match, err error) {
+	for _, d := range devices {
+		if d.Kind != KindTOTP {
+			continue
+		}
+		k, err := s.key(d)
+		if err != nil {
+			return nil, otp.Match{}, err
+		}
+		dm, err := k.Verify(code, now, s.policy.windowFor(d.Drift))
+		if err != nil {
+			continue // another device's length; classify saw one that fits
+		}
+		if dm.Valid && (match == nil || match.LastStep >= m.Step && dm.Step > d.LastStep) {
+			match, m = d, dm
+		}
+	}
+	return match, m, nil
+}
+
+// verifyBackup makes one attempt with a code of a backup code's form.
+func (s *Service) verifyBackup(ctx context.Context, ref UserRef, code string, now time.Time) (*VerifyResult, error) {
+	u, err := s.store.User(ctx, ref)
 	if errors.Is(err, ErrNotFound) {
 		return nil, ErrNotEnrolled
 	}
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
-	devices := u.ActiveDevices()
-	if len(devices) == 0 && u.BackupCodes == 0 {
+	if len(u.ActiveDevices()) == 0 && u.BackupCodes == 0 {
 		return nil, ErrNotEnrolled
-	}
-	factor, err := classify(code, devices)
-	if err != nil {
-		return nil, s.refuseMalformed(ctx, ref, now, err)
 	}
 	if u.Locked(now) {
 		return nil, LockedError(u.LockedUntil)
-	}
-	if err := s.limitVerify(ctx, ref, now); err != nil {
-		return nil, err
 	}
 	failures, err := s.store.BeginAttempt(ctx, ref, now, s.policy.LockUntil)
 	if err != nil {
 		return nil, err
 	}
-	if factor == FactorBackupCode {
-		return s.verifyBackupCode(ctx, u, code, failures, now)
-	}
-	return s.verifyTOTP(ctx, u, devices, code, failures, now)
+	return s.verifyBackupCode(ctx, u, code, failures, now)
 }
 
 // classify tells which factor a code has the form of: a TOTP code of some
@@ -142,57 +236,25 @@ func (s *Service) refuseMalformed(ctx context.Context, ref UserRef, now time.Tim
 	return err
 }
 
-func (s *Service) verifyTOTP(ctx context.Context, u *User, devices []*Device, code string, failures int, now time.Time) (*VerifyResult, error) {
-	ref := u.Ref()
-	// Every device is tried, with no early exit, so the time taken does
-	// not tell which device, if any, matched.
-	var match *Device
-	var m otp.Match
-	for _, d := range devices {
-		if d.Kind != KindTOTP {
-			continue
-		}
-		k, err := s.key(d)
-		if err != nil {
-			return nil, err
-		}
-		dm, err := k.Verify(code, now, s.policy.windowFor(d.Drift))
-		if err != nil {
-			continue // another device's length; classify saw one that fits
-		}
-		// Prefer a match that is not a replay.
-		if dm.Valid && (match == nil || match.LastStep >= m.Step && dm.Step > d.LastStep) {
-			match, m = d, dm
-		}
-	}
-	if match == nil {
-		return s.fail(ctx, ref, "", FactorTOTP, ReasonInvalidCode, failures, now)
-	}
-	e := s.event(ctx, EventVerifySucceeded, ref, match.ID, now)
-	e.Factor = FactorTOTP
-	e.Detail = fmt.Sprintf("step offset %+d", m.Offset)
-	err := s.store.AcceptStep(ctx, StepAcceptance{
-		Ref: ref, DeviceID: match.ID, Step: m.Step, Drift: clampDrift(m.Offset, s.policy.MaxDrift),
-		Now: now, ResetFailures: true, Event: e,
-	})
-	if errors.Is(err, ErrReplayed) {
-		return s.fail(ctx, ref, match.ID, FactorTOTP, ReasonReplayed, failures, now)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &VerifyResult{Valid: true, Factor: FactorTOTP, Device: match.ID, BackupCodesRemaining: u.BackupCodes}, nil
-}
-
 // clampDrift bounds a learned drift: the window reaches at most MaxDrift
 // steps beyond the policy's window.
 func clampDrift(offset, bound int) int {
 	return max(-bound, min(bound, offset))
 }
 
-// fail records a failed attempt (already counted by BeginAttempt) and, if
-// it locked the user, the lock.
+// fail records a failed backup code attempt (already counted by
+// BeginAttempt) and, if it locked the user, the lock.
 func (s *Service) fail(ctx context.Context, ref UserRef, device, factor, reason string, failures int, now time.Time) (*VerifyResult, error) {
+	res, events := s.failure(ctx, ref, device, factor, reason, failures, now)
+	s.audit(ctx, events...)
+	s.logLock(ctx, ref, res)
+	return res, nil
+}
+
+// failure returns the answer to the attempt that made failures
+// consecutive failures, and its audit events: the failure and, if it
+// locks the user, the lock.
+func (s *Service) failure(ctx context.Context, ref UserRef, device, factor, reason string, failures int, now time.Time) (*VerifyResult, []*AuditEvent) {
 	t := EventVerifyFailed
 	if reason == ReasonReplayed {
 		t = EventReplayRejected
@@ -206,10 +268,15 @@ func (s *Service) fail(ctx context.Context, ref UserRef, device, factor, reason 
 		l := s.event(ctx, EventLocked, ref, "", now)
 		l.Detail = fmt.Sprintf("after %d consecutive failures, until %s", failures, until.UTC().Format(time.RFC3339))
 		events = append(events, l)
-		s.log.WarnContext(ctx, "user locked out", "tenant", ref.Tenant, "user", ref.User, "failures", failures, "until", until)
 	}
-	s.audit(ctx, events...)
-	return res, nil
+	return res, events
+}
+
+// logLock logs a lockout that an answer reports.
+func (s *Service) logLock(ctx context.Context, ref UserRef, res *VerifyResult) {
+	if res != nil && !res.LockedUntil.IsZero() {
+		s.log.WarnContext(ctx, "user locked out", "tenant", ref.Tenant, "user", ref.User, "until", res.LockedUntil)
+	}
 }
 
 // ResyncResult is the outcome of a resync.

@@ -44,6 +44,81 @@ func (s *Store) BeginAttempt(ctx context.Context, ref twofa.UserRef, now time.Ti
 	return failures, err
 }
 
+// Attempt makes one verification attempt in one transaction that first
+// locks the user's row FOR NO KEY UPDATE, the first lock every change of
+// the user's failures takes, so attempts on one user, from any process,
+// run one after another. The user is read by a second statement of the
+// same round trip, whose snapshot, under READ COMMITTED, is taken after
+// the lock is held and so sees what the attempt before left. Devices are
+// not locked: the step is accepted with AcceptStep's compare-and-set,
+// which tells of a step accepted in between (by a resync).
+func (s *Store) Attempt(ctx context.Context, ref twofa.UserRef, check func(u *twofa.User) (*twofa.Outcome, error)) error {
+	var checkErr error
+	err := inTx(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(lockUser, ref.Tenant, ref.User)
+		b.Queue(userQuery, ref.Tenant, ref.User)
+		br := tx.SendBatch(ctx, b)
+		tag, err := br.Exec()
+		if err != nil {
+			br.Close()
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			br.Close()
+			return twofa.ErrNotFound
+		}
+		rows, err := br.Query()
+		if err != nil {
+			br.Close()
+			return err
+		}
+		u, err := scanUser(ref, rows)
+		if err := errors.Join(err, br.Close()); err != nil {
+			return err
+		}
+		o, err := check(u)
+		if err != nil {
+			checkErr = err
+			return err
+		}
+		b = &pgx.Batch{}
+		accept := o.Accept != nil
+		if accept {
+			a := o.Accept
+			st, err := step(a.Step)
+			if err != nil {
+				return err
+			}
+			b.Queue(`UPDATE devices SET last_step = $1, drift = $2, last_used_at = $3, resync_step = 0, resync_at = NULL
+				WHERE id = $4 AND tenant = $5 AND user_id = $6 AND status = 'active' AND last_step < $1`,
+				st, a.Drift, tstz(a.Now), a.DeviceID, ref.Tenant, ref.User)
+		}
+		if o.Failures != u.Failures || !o.LockedUntil.Equal(u.LockedUntil) {
+			b.Queue(`UPDATE users SET failures = $3, locked_until = $4 WHERE tenant = $1 AND user_id = $2`,
+				ref.Tenant, ref.User, o.Failures, tstz(o.LockedUntil))
+		}
+		if accept {
+			// The compare-and-set must be seen before anything is appended.
+			br := tx.SendBatch(ctx, b)
+			tag, err := br.Exec()
+			if err := errors.Join(err, br.Close()); err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				return twofa.ErrReplayed
+			}
+			b = &pgx.Batch{}
+		}
+		return appendEvents(ctx, tx, b, o.Events...)
+	})
+	if checkErr != nil {
+		return checkErr // as check gave it, not the store's
+	}
+	wrap(&err, "Attempt")
+	return err
+}
+
 // AcceptStep accepts a TOTP step with one compare-and-set UPDATE.
 func (s *Store) AcceptStep(ctx context.Context, a twofa.StepAcceptance) (err error) {
 	defer wrap(&err, "AcceptStep")

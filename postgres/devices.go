@@ -54,7 +54,13 @@ func oldestFirst(ds []*twofa.Device) {
 // in one statement and so from one snapshot.
 func (s *Store) User(ctx context.Context, ref twofa.UserRef) (_ *twofa.User, err error) {
 	defer wrap(&err, "User")
-	rows, _ := s.pool.Query(ctx, `
+	rows, _ := s.pool.Query(ctx, userQuery, ref.Tenant, ref.User)
+	return scanUser(ref, rows)
+}
+
+// userQuery reads a user, their devices oldest first and the number of
+// their unused backup codes.
+const userQuery = `
 		SELECT u.failures, u.locked_until, u.created_at, c.n,
 			coalesce(d.id, ''), u.tenant, u.user_id, coalesce(d.kind, ''), coalesce(d.name, ''),
 			coalesce(d.status, ''), d.secret, coalesce(d.key_id, 0), coalesce(d.algorithm, 0),
@@ -66,7 +72,11 @@ func (s *Store) User(ctx context.Context, ref twofa.UserRef) (_ *twofa.User, err
 			WHERE b.tenant = u.tenant AND b.user_id = u.user_id AND b.used_at IS NULL) c
 		LEFT JOIN devices d ON d.tenant = u.tenant AND d.user_id = u.user_id
 		WHERE u.tenant = $1 AND u.user_id = $2
-		ORDER BY d.created_at, d.ord`, ref.Tenant, ref.User)
+		ORDER BY d.created_at, d.ord`
+
+// scanUser reads the user of userQuery's rows, and closes them;
+// ErrNotFound if there are none.
+func scanUser(ref twofa.UserRef, rows pgx.Rows) (*twofa.User, error) {
 	defer rows.Close()
 	var u *twofa.User
 	for rows.Next() {

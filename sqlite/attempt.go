@@ -39,6 +39,48 @@ func (s *Store) BeginAttempt(ctx context.Context, ref twofa.UserRef, now time.Ti
 	return failures, nil
 }
 
+// Attempt makes one verification attempt in one write transaction. The
+// writer runs one transaction at a time, and other processes wait for
+// SQLite's write lock, so nothing can change the user in between.
+func (s *Store) Attempt(ctx context.Context, ref twofa.UserRef, check func(u *twofa.User) (*twofa.Outcome, error)) error {
+	return s.write(ctx, func(t *wtx) error {
+		rows, err := t.query(userQuery, ref.Tenant, ref.User)
+		if err != nil {
+			return fmt.Errorf("sqlite: attempt: %w", err)
+		}
+		u, err := scanUser(ref, rows)
+		if cerr := rows.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("sqlite: attempt: %w", cerr)
+		}
+		if err != nil {
+			return err
+		}
+		o, err := check(u)
+		if err != nil {
+			return err
+		}
+		if a := o.Accept; a != nil {
+			st, err := step(a.Step)
+			if err != nil {
+				return err
+			}
+			n, err := rowsAffected(t.exec(acceptStepSQL, st, a.Drift, micros(a.Now), a.DeviceID, ref.Tenant, ref.User))
+			if err != nil {
+				return fmt.Errorf("sqlite: accept step: %w", err)
+			}
+			if n == 0 {
+				return fmt.Errorf("device %s of %s, step %d: %w", a.DeviceID, ref, a.Step, twofa.ErrReplayed)
+			}
+		}
+		if o.Failures != u.Failures || !o.LockedUntil.Equal(u.LockedUntil) {
+			if _, err := t.exec(setAttemptsSQL, o.Failures, micros(o.LockedUntil), ref.Tenant, ref.User); err != nil {
+				return fmt.Errorf("sqlite: attempt: %w", err)
+			}
+		}
+		return t.appendEvents(o.Events...)
+	})
+}
+
 // AcceptStep accepts a TOTP step for an active device, if it is newer than
 // the device's last accepted step.
 func (s *Store) AcceptStep(ctx context.Context, a twofa.StepAcceptance) error {

@@ -17,6 +17,19 @@ func (s *Store) User(ctx context.Context, ref twofa.UserRef) (*twofa.User, error
 		return nil, fmt.Errorf("sqlite: user %s: %w", ref, err)
 	}
 	defer rows.Close()
+	return scanUser(ref, rows)
+}
+
+// userRows is what scanUser needs of userQuery's rows: sql.Rows, or the
+// writer's rows.
+type userRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanUser reads the user of userQuery's rows; ErrNotFound if there are none.
+func scanUser(ref twofa.UserRef, rows userRows) (*twofa.User, error) {
 	var u *twofa.User
 	for rows.Next() {
 		var (

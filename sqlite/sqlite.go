@@ -44,6 +44,7 @@ type Store struct {
 	wr *writer
 	r  *sql.DB // read-only connections for single-statement reads
 
+	ckpt      *checkpointer
 	userStmt  *sql.Stmt // prepared on r
 	lastSweep atomic.Int64
 	closeOnce sync.Once
@@ -79,7 +80,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	name := "file:" + escapePath(path)
 	common := "_pragma=busy_timeout(" + strconv.FormatInt(busyTimeout.Milliseconds(), 10) + ")"
 	w, err := sql.Open("sqlite", name+"?"+common+
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate")
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"+
+		"&_pragma=wal_autocheckpoint(0)") // see checkpoint.go
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -107,6 +109,16 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	s.r = r
+	c, err := sql.Open("sqlite", name+"?"+common+"&_pragma=synchronous(NORMAL)")
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if s.ckpt, err = startCheckpointer(ctx, path, c, s.wr.final); err != nil {
+		c.Close()
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	if err := s.prepare(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -127,6 +139,9 @@ func (s *Store) Close() error {
 			close(w.quit)
 			<-w.stopped
 			errs = append(errs, w.tx.close())
+		}
+		if s.ckpt != nil {
+			errs = append(errs, s.ckpt.close())
 		}
 		if s.userStmt != nil {
 			errs = append(errs, s.userStmt.Close())

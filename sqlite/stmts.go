@@ -37,6 +37,7 @@ const (
 		WHERE tenant = ?1 AND user_id = ?2 AND (locked_until IS NULL OR locked_until <= ?3) RETURNING failures`
 	userLockSQL      = `SELECT locked_until FROM users WHERE tenant = ? AND user_id = ?`
 	setLockSQL       = `UPDATE users SET locked_until = ? WHERE tenant = ? AND user_id = ?`
+	setAttemptsSQL   = `UPDATE users SET failures = ?, locked_until = ? WHERE tenant = ? AND user_id = ?`
 	resetFailuresSQL = `UPDATE users SET failures = 0, locked_until = NULL WHERE tenant = ? AND user_id = ?`
 	// The compare-and-set of a time step: only a newer step changes the row.
 	acceptStepSQL = `UPDATE devices SET last_step = ?1, drift = ?2, last_used_at = ?3, resync_step = 0, resync_at = NULL

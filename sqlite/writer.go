@@ -56,6 +56,7 @@ type request struct {
 // writer is the state the writer goroutine owns.
 type writer struct {
 	reqs    chan *request
+	final   chan func()   // checkpoints to run between batches
 	quit    chan struct{} // closed by Close
 	stopped chan struct{} // closed when the writer has answered its last batch
 	tx      wtx
@@ -99,6 +100,7 @@ func (s *Store) startWriter(ctx context.Context) error {
 	}
 	w := &writer{
 		reqs:    make(chan *request, 4*maxBatch),
+		final:   make(chan func()),
 		quit:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
@@ -165,6 +167,9 @@ func (s *Store) run() {
 		select {
 		case r := <-w.reqs:
 			batch = append(batch[:0], r)
+		case f := <-w.final:
+			f()
+			continue
 		case <-w.quit:
 			return
 		}

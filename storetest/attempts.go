@@ -373,3 +373,216 @@ func testUnlock(t *testing.T, open Opener) {
 		wantLog(t, s)
 	})
 }
+
+// attemptCheck is the check of a verification as the Service makes it: it
+// accepts step if it is newer than the device's last step and otherwise
+// counts a failure, locking at the default policy's threshold.
+func attemptCheck(id string, step uint64, now time.Time) func(u *twofa.User) (*twofa.Outcome, error) {
+	return func(u *twofa.User) (*twofa.Outcome, error) {
+		if u.Locked(now) {
+			return nil, twofa.LockedError(u.LockedUntil)
+		}
+		if d := u.Device(id); d != nil && step > d.LastStep {
+			return &twofa.Outcome{
+				Accept: &twofa.StepAcceptance{DeviceID: id, Step: step, Drift: 1, Now: now},
+				Events: []*twofa.AuditEvent{newEvent(twofa.EventVerifySucceeded, u.Ref(), id)},
+			}, nil
+		}
+		n := u.Failures + 1
+		o := &twofa.Outcome{Failures: n, LockedUntil: u.LockedUntil, Events: []*twofa.AuditEvent{newEvent(twofa.EventReplayRejected, u.Ref(), id)}}
+		if until := twofa.DefaultPolicy().LockUntil(n, now); !until.IsZero() {
+			o.LockedUntil = until
+			o.Events = append(o.Events, newEvent(twofa.EventLocked, u.Ref(), ""))
+		}
+		return o, nil
+	}
+}
+
+func testAttempt(t *testing.T, open Opener) {
+	at := now0.Add(time.Hour)
+
+	t.Run("Accept", func(t *testing.T) {
+		s := openStore(t, open)
+		d := enroll(t, s, alice, "dev_a", now0)
+		wantNoErr(t, "SetResync", s.SetResync(t.Context(), alice, d.ID, firstStep+50, at.Add(-time.Minute), nil))
+		failN(t, s, alice, 3, at)
+		var seen *twofa.User
+		err := s.Attempt(t.Context(), alice, func(u *twofa.User) (*twofa.Outcome, error) {
+			seen = u
+			return &twofa.Outcome{
+				Accept: &twofa.StepAcceptance{DeviceID: d.ID, Step: firstStep + 7, Drift: -1, Now: at},
+				Events: []*twofa.AuditEvent{newEvent(twofa.EventVerifySucceeded, alice, d.ID)},
+			}, nil
+		})
+		wantNoErr(t, "Attempt", err)
+		if seen == nil || seen.Failures != 3 || seen.Device(d.ID) == nil || seen.Device(d.ID).LastStep != firstStep {
+			t.Fatalf("check saw %+v, want alice with 3 failures and dev_a at step %d", seen, uint64(firstStep))
+		}
+		w := *d
+		w.LastStep, w.Drift, w.LastUsedAt = firstStep+7, -1, at
+		wantDevice(t, "device after Attempt", mustDevice(t, s, alice, d.ID), &w) // resync forgotten
+		wantFailures(t, s, alice, 0, time.Time{})
+		wantLog(t, s, twofa.EventVerifySucceeded)
+	})
+
+	t.Run("CountAndLock", func(t *testing.T) {
+		s := openStore(t, open)
+		d := enroll(t, s, alice, "dev_a", now0)
+		until := at.Add(time.Minute)
+		err := s.Attempt(t.Context(), alice, func(u *twofa.User) (*twofa.Outcome, error) {
+			return &twofa.Outcome{Failures: u.Failures + 7, LockedUntil: until, Events: []*twofa.AuditEvent{
+				newEvent(twofa.EventVerifyFailed, alice, ""), newEvent(twofa.EventLocked, alice, ""),
+			}}, nil
+		})
+		wantNoErr(t, "Attempt", err)
+		wantFailures(t, s, alice, 7, until)
+		wantDevice(t, "device after a failure", mustDevice(t, s, alice, d.ID), d)
+		wantLog(t, s, twofa.EventVerifyFailed, twofa.EventLocked)
+		// An outcome that changes nothing writes only its events.
+		err = s.Attempt(t.Context(), alice, func(u *twofa.User) (*twofa.Outcome, error) {
+			return &twofa.Outcome{Failures: u.Failures, LockedUntil: u.LockedUntil}, nil
+		})
+		wantNoErr(t, "Attempt (no change)", err)
+		wantFailures(t, s, alice, 7, until)
+		wantLog(t, s, twofa.EventVerifyFailed, twofa.EventLocked)
+	})
+
+	t.Run("CheckError", func(t *testing.T) {
+		// The check's error comes back as it is, and nothing is written.
+		s := openStore(t, open)
+		d := enroll(t, s, alice, "dev_a", now0)
+		failN(t, s, alice, 2, at)
+		mine := errors.New("the check's own error")
+		for _, want := range []error{mine, twofa.LockedError(at), twofa.ErrNotEnrolled} {
+			err := s.Attempt(t.Context(), alice, func(u *twofa.User) (*twofa.Outcome, error) { return nil, want })
+			if err != want {
+				t.Errorf("Attempt = %v, want the check's %v itself", err, want)
+			}
+		}
+		wantDevice(t, "device after refused checks", mustDevice(t, s, alice, d.ID), d)
+		wantFailures(t, s, alice, 2, time.Time{})
+		wantLog(t, s)
+	})
+
+	t.Run("ErrNotFound", func(t *testing.T) {
+		s := openStore(t, open)
+		enroll(t, s, alice, "dev_a", now0)
+		for _, ref := range []twofa.UserRef{nobody, otherAlice} {
+			called := false
+			err := s.Attempt(t.Context(), ref, func(u *twofa.User) (*twofa.Outcome, error) {
+				called = true
+				return &twofa.Outcome{Failures: 1}, nil
+			})
+			wantErr(t, fmt.Sprintf("Attempt(%s)", ref), err, twofa.ErrNotFound)
+			if called {
+				t.Errorf("Attempt(%s) called check for an unknown user", ref)
+			}
+		}
+		wantLog(t, s)
+	})
+
+	t.Run("ErrReplayed", func(t *testing.T) {
+		// An outcome accepting a step that is not newer, or a device that
+		// is not active, writes nothing at all: not its failures, not its
+		// events.
+		s := openStore(t, open)
+		d := enroll(t, s, alice, "dev_a", now0)
+		create(t, s, alice, "dev_pending", now0)
+		for _, tt := range []struct {
+			id   string
+			step uint64
+		}{{d.ID, firstStep}, {d.ID, firstStep - 1}, {"dev_pending", firstStep + 1}, {"dev_unknown", firstStep + 1}} {
+			err := s.Attempt(t.Context(), alice, func(u *twofa.User) (*twofa.Outcome, error) {
+				return &twofa.Outcome{
+					Accept:   &twofa.StepAcceptance{DeviceID: tt.id, Step: tt.step, Now: at},
+					Failures: 9, LockedUntil: at.Add(time.Hour),
+					Events: []*twofa.AuditEvent{newEvent(twofa.EventVerifySucceeded, alice, tt.id)},
+				}, nil
+			})
+			wantErr(t, fmt.Sprintf("Attempt accepting %s step %d", tt.id, tt.step), err, twofa.ErrReplayed)
+		}
+		wantDevice(t, "device after replays", mustDevice(t, s, alice, d.ID), d)
+		wantFailures(t, s, alice, 0, time.Time{})
+		wantLog(t, s)
+	})
+
+	// raceOne has n attempts with one code at once, as n requests would:
+	// exactly one is accepted, every other is counted, and the count is
+	// exact, because every check saw the user as the attempt before it
+	// left them.
+	raceOne := func(t *testing.T, n int, across bool) {
+		o := openStore(t, open)
+		d := enroll(t, o, alice, "dev_a", now0)
+		errs := race(t, o, n, across, func(ctx context.Context, _ int, s twofa.Store) error {
+			return s.Attempt(ctx, alice, attemptCheck(d.ID, firstStep+1, at))
+		})
+		locked := 0
+		for i, err := range errs {
+			var te *twofa.Error
+			switch {
+			case err == nil:
+			case errors.As(err, &te) && te.Reason == "locked":
+				locked++
+			default:
+				t.Errorf("Attempt #%d = %v", i, err)
+			}
+		}
+		if got := mustDevice(t, o, alice, d.ID).LastStep; got != firstStep+1 {
+			t.Errorf("LastStep = %d, want %d", got, firstStep+1)
+		}
+		log := wantLogTypes(t, o)
+		accepted, rejected := log[twofa.EventVerifySucceeded], log[twofa.EventReplayRejected]
+		if accepted != 1 {
+			t.Errorf("%d attempts accepted, want exactly 1", accepted)
+		}
+		// The default policy locks at the fifth consecutive failure; the
+		// success may come before or among them.
+		u := mustUser(t, o, alice)
+		if rejected+locked+accepted != n || u.Failures > rejected || rejected > 5 || log[twofa.EventLocked] > 1 {
+			t.Errorf("%d accepted, %d rejected, %d refused as locked, %d failures left, %d locks; want %d in all, at most 5 rejected",
+				accepted, rejected, locked, u.Failures, log[twofa.EventLocked], n)
+		}
+		if rejected == 5 && u.Failures == 5 && !u.Locked(at) {
+			t.Errorf("5 consecutive failures left alice unlocked")
+		}
+	}
+	t.Run("RaceOneWinner", func(t *testing.T) { raceOne(t, 32, false) })
+	t.Run("RaceAcrossHandles", func(t *testing.T) { raceOne(t, 32, true) })
+
+	t.Run("RaceCountsEveryAttempt", func(t *testing.T) {
+		// Concurrent failures are counted one by one: none is lost.
+		o := openStore(t, open)
+		enroll(t, o, alice, "dev_a", now0)
+		const n = 24
+		seen := make([]int, n)
+		errs := race(t, o, n, true, func(ctx context.Context, i int, s twofa.Store) error {
+			return s.Attempt(ctx, alice, func(u *twofa.User) (*twofa.Outcome, error) {
+				seen[i] = u.Failures
+				return &twofa.Outcome{Failures: u.Failures + 1}, nil
+			})
+		})
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("Attempt #%d = %v", i, err)
+			}
+		}
+		wantFailures(t, o, alice, n, time.Time{})
+		slices.Sort(seen)
+		for i, v := range seen {
+			if v != i {
+				t.Fatalf("checks saw failure counts %v, want 0 to %d, each once", seen, n-1)
+			}
+		}
+	})
+}
+
+// wantLogTypes returns how many events of each type the log holds, and
+// checks that the chain verifies.
+func wantLogTypes(t *testing.T, s twofa.Store) map[twofa.EventType]int {
+	t.Helper()
+	n := map[twofa.EventType]int{}
+	for _, e := range allEvents(t, s) {
+		n[e.Type]++
+	}
+	return n
+}

@@ -57,6 +57,7 @@ func Run(t *testing.T, open Opener) {
 		{"DeleteFactors", testDeleteFactors},
 		{"DeleteExpired", testDeleteExpired},
 		{"TenantIsolation", testTenantIsolation},
+		{"Attempt", testAttempt},
 		{"BeginAttempt", testBeginAttempt},
 		{"AcceptStep", testAcceptStep},
 		{"SetResync", testSetResync},

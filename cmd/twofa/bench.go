@@ -624,6 +624,7 @@ func progress(w io.Writer, line func(time.Duration) string) (stop func()) {
 // lane is what one worker records; lanes are merged at the end, so the
 // hot path takes no lock.
 type lane struct {
+	wire       *wire // the worker's connection
 	rng        *mrand.Rand
 	hist       histogram
 	sent       [numOps]int64
@@ -649,6 +650,21 @@ func leUint64(b []byte) uint64 {
 		v |= uint64(b[i]) << (8 * i)
 	}
 	return v
+}
+
+// post sends a JSON body on the lane's connection and decodes the reply
+// into out.
+func (l *lane) post(ctx context.Context, path string, body []byte, out any) (int, error) {
+	status, raw, err := l.wire.post(ctx, path, body)
+	if err != nil {
+		return status, err
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return status, fmt.Errorf("reply is not JSON: %.100q", raw)
+		}
+	}
+	return status, nil
 }
 
 func (l *lane) unexpectedf(format string, args ...any) {
@@ -709,12 +725,29 @@ func (b *bencher) driveFor(ctx context.Context, stderr io.Writer, name string, d
 		return fmt.Sprintf("%s: %.0fs, %d requests (%.0f/s)", name, d.Seconds(), n, float64(n)/d.Seconds())
 	})
 	lanes := make([]*lane, b.cfg.concurrency)
-	var wg sync.WaitGroup
 	for i := range lanes {
 		lanes[i] = newLane()
-		wg.Go(func() { work(ctx, bg, lanes[i]) })
+		w, err := newWire(b.cfg.url, b.cfg.key)
+		if err != nil {
+			panic(err) // runBench checked the URL
+		}
+		lanes[i].wire = w
+	}
+	// An interrupt ends the requests in flight at once.
+	stop := context.AfterFunc(ctx, func() {
+		for _, l := range lanes {
+			l.wire.interrupt()
+		}
+	})
+	var wg sync.WaitGroup
+	for _, l := range lanes {
+		wg.Go(func() { work(ctx, bg, l) })
 	}
 	wg.Wait()
+	stop()
+	for _, l := range lanes {
+		l.wire.Close()
+	}
 	elapsed := time.Since(start)
 	stopProgress()
 	total := newLane()
@@ -878,7 +911,7 @@ func (ld *loader) replay(ctx context.Context, bg *budget, l *lane) opResult {
 func (ld *loader) send(ctx context.Context, l *lane, op int, u *benchUser, code string, step uint64) {
 	var r apiReply
 	start := time.Now()
-	status, err := ld.post(ctx, u.path, codeBody(code), &r)
+	status, err := l.post(ctx, u.path, codeBody(code), &r)
 	end := time.Now()
 	if err != nil && ctx.Err() != nil {
 		return // interrupted: neither a sample nor an error
@@ -972,7 +1005,7 @@ func (b *bencher) baseline(ctx context.Context, stderr io.Writer, d time.Duratio
 		for ctx.Err() == nil && bg.take() {
 			var r apiReply
 			start := time.Now()
-			status, err := base.post(ctx, "/v1/users/bench/verify", body, &r)
+			status, err := l.post(ctx, "/v1/users/bench/verify", body, &r)
 			if err != nil && ctx.Err() != nil {
 				return
 			}

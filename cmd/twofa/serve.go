@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/twofa/twofa/web"
@@ -19,11 +20,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	var c config
 	c.register(fs, e)
 	c.policyFlags(fs, e)
-	var addr, certFile, keyFile, publicURL string
+	var addr, certFile, keyFile, publicURL, debugAddr string
 	envFlag(fs, e, &addr, "addr", "127.0.0.1:8080", "`address` to listen on")
 	envFlag(fs, e, &publicURL, "public-url", "", "the `URL` end users reach twofa at, for links to the hosted pages (default: from each request's Host)")
 	envFlag(fs, e, &certFile, "tls-cert", "", "TLS certificate `file` (PEM); with --tls-key, serve HTTPS")
 	envFlag(fs, e, &keyFile, "tls-key", "", "TLS private key `file` (PEM)")
+	envFlag(fs, e, &debugAddr, "debug-addr", "", "`address` for Go's profiler (/debug/pprof/), apart from the API; keep it on loopback (default: off)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -73,6 +75,17 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		}
 	}()
 
+	if debugAddr != "" {
+		dln, err := net.Listen("tcp", debugAddr)
+		if err != nil {
+			return fmt.Errorf("--debug-addr: %w", err)
+		}
+		dsrv := &http.Server{Handler: debugHandler(), ReadHeaderTimeout: 5 * time.Second}
+		defer dsrv.Close()
+		log.Warn("profiler listening; it must not be reachable from outside", "addr", dln.Addr().String())
+		go dsrv.Serve(dln)
+	}
+
 	errc := make(chan error, 1)
 	go func() {
 		if certFile != "" {
@@ -96,4 +109,16 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// debugHandler serves Go's profiler, on its own listener so that it is
+// never reachable through the API's address.
+func debugHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -412,3 +413,31 @@ func keys(m map[string]any) []string {
 
 var _ = os.Getenv
 var _ = filepath.Join
+
+// TestServe_DebugAddr checks that --debug-addr serves Go's profiler on its
+// own address, and that the API's address never does.
+func TestServe_DebugAddr(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--debug-addr", "127.0.0.1:0")
+	m := regexp.MustCompile(`"msg":"profiler listening[^"]*".*"addr":"(127\.0\.0\.1:\d+)"`).FindStringSubmatch(s.logs.String())
+	if m == nil {
+		t.Fatalf("no profiler address in the log:\n%s", s.logs)
+	}
+	for _, tt := range []struct {
+		url  string
+		want int
+	}{
+		{"http://" + m[1] + "/debug/pprof/cmdline", http.StatusOK},
+		{"http://" + m[1] + "/v1/openapi.json", http.StatusNotFound},
+		{s.url + "/debug/pprof/cmdline", http.StatusNotFound},
+		{s.url + "/debug/pprof/", http.StatusNotFound},
+	} {
+		resp, err := http.Get(tt.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("GET %s = %d, want %d", tt.url, resp.StatusCode, tt.want)
+		}
+	}
+}

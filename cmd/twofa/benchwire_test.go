@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestWire checks bench's own HTTP/1.1 client against net/http's server:
+// the replies it reads, and that it keeps one connection alive.
+func TestWire(t *testing.T) {
+	var conns int
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if got := r.Header.Get("Authorization"); got != "Bearer k3y" {
+			http.Error(w, "auth "+got, http.StatusUnauthorized)
+			return
+		}
+		switch r.URL.Path {
+		case "/echo":
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(body)
+		case "/chunked":
+			for _, part := range []string{`{"valid":`, `true}`} {
+				w.Write([]byte(part))
+				w.(http.Flusher).Flush()
+			}
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+		case "/close":
+			w.Header().Set("Connection", "close")
+			w.Write([]byte("bye"))
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns++
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+
+	w, err := newWire(srv.URL, "k3y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, tt := range []struct {
+		path, body string
+		status     int
+		want       string
+	}{
+		{"/echo", `{"code":"123456"}`, 200, `{"code":"123456"}`},
+		{"/echo", ``, 200, ``},
+		{"/chunked", `{}`, 200, `{"valid":true}`},
+		{"/empty", `{}`, 204, ``},
+		{"/echo", strings.Repeat("x", 20000), 200, strings.Repeat("x", 20000)},
+		{"/close", `{}`, 200, `bye`},
+		{"/echo", `again`, 200, `again`},
+	} {
+		status, body, err := w.post(t.Context(), tt.path, []byte(tt.body))
+		if err != nil || status != tt.status || string(body) != tt.want {
+			t.Errorf("post(%s, %.20q) = %d, %.40q, %v; want %d, %.40q", tt.path, tt.body, status, body, err, tt.status, tt.want)
+		}
+	}
+	// One connection until the server closed it, then one more.
+	if conns != 2 {
+		t.Errorf("%d connections, want 2", conns)
+	}
+}
+
+// TestWireBadReply checks that a reply wire cannot read is an error and
+// closes the connection.
+func TestWireBadReply(t *testing.T) {
+	for _, reply := range []string{
+		"HTTP/1.1 OK\r\n\r\n",
+		"SMTP ready\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+	} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			bufio.NewReader(c).ReadString('\n')
+			c.Write([]byte(reply))
+			c.Close()
+		}()
+		w, _ := newWire("http://"+ln.Addr().String(), "k")
+		_, _, err = w.post(t.Context(), "/x", nil)
+		if err == nil {
+			t.Errorf("reply %q: no error", reply)
+		}
+		if w.conn != nil {
+			t.Errorf("reply %q: connection kept", reply)
+		}
+		ln.Close()
+	}
+}
+
+// TestWireInterrupt checks that interrupt ends a request the server never
+// answers.
+func TestWireInterrupt(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			defer c.Close()
+			io.Copy(io.Discard, c) // never answers
+		}
+	}()
+	w, _ := newWire("http://"+ln.Addr().String(), "k")
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+		w.interrupt()
+	}()
+	done := make(chan error)
+	go func() {
+		_, _, err := w.post(ctx, "/x", nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("interrupted post: no error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("interrupt did not end the request")
+	}
+	if _, _, err := w.post(ctx, "/x", nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("post after cancel = %v, want context.Canceled", err)
+	}
+}
