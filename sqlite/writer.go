@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
+	"sync/atomic"
 )
 
 // Group commit.
@@ -16,11 +18,13 @@ import (
 // One goroutine, the writer, owns the write connection. A write method
 // hands it a function of a transaction and waits. The writer takes every
 // request that is pending (up to maxBatch), runs BEGIN IMMEDIATE, runs
-// each function in turn, each inside its own SAVEPOINT when the batch has
-// more than one, and then COMMITs once; only then does it answer the
-// callers. A function that fails is rolled back to its savepoint, so only
-// its own changes are undone and only its caller sees its error; the
-// functions after it see the database as if it had never run. Every
+// each function in turn, and then COMMITs once; only then does it answer
+// the callers. A function that fails is undone, so only its caller sees
+// its error and the functions after it see the database as if it had
+// never run: one that failed before writing anything has nothing to undo;
+// if one fails after writing, the whole batch is rolled back and run
+// again with each function inside a SAVEPOINT of its own, rolled back to
+// on failure (runPlain). Every
 // function runs after the previous one in the same transaction, so each
 // sees the effects of those before it, as if they had run one after
 // another, which is what the compare-and-sets, the attempt counts and the
@@ -40,6 +44,9 @@ import (
 // maxBatch bounds the functions committed together, so that a commit, and
 // the write lock other processes wait for, is never held for long.
 const maxBatch = 256
+
+// replays counts the batches run again with savepoints, for tests.
+var replays atomic.Int64
 
 // errClosed is returned by writes to a closed store.
 var errClosed = errors.New("sqlite: store is closed")
@@ -70,6 +77,7 @@ type wtx struct {
 	ctx   context.Context // the writer's: statements are never interrupted
 	conn  *sql.Conn
 	dc    driverConn             // conn's driver connection, during a batch
+	wrote bool                   // whether a statement that may write ran, since reset
 	stmts map[string]driver.Stmt // prepared on dc, by SQL text
 	args  []driver.NamedValue    // reused for every statement's arguments
 
@@ -252,6 +260,17 @@ func (t *wtx) runBatchRaw(batch []*request) {
 		}
 		return
 	}
+	if t.runPlain(live) {
+		return
+	}
+	// A function failed after writing: the plain run is rolled back and
+	// the batch runs again, each function in a savepoint of its own.
+	replays.Add(1)
+	t.head.ok = false
+	if _, err := t.exec(t.begin); err != nil {
+		t.fail(live, fmt.Errorf("sqlite: begin: %w", err))
+		return
+	}
 	ok := make([]*request, 0, len(live)) // the functions whose changes stand
 	for i, r := range live {
 		if err := r.ctx.Err(); err != nil { // gave up while earlier ones ran
@@ -295,6 +314,48 @@ func (t *wtx) runBatchRaw(batch []*request) {
 		t.abort()
 		t.fail(ok, fmt.Errorf("sqlite: commit: %w", err))
 	}
+}
+
+// runPlain runs the batch's functions one after another with no
+// savepoints and commits, and reports whether it did. A savepoint per
+// function costs two statements and a copy of every page it changes, and
+// is needed only to undo a function that fails after writing, which a
+// function rarely does: it checks, then writes, and a write fails only on
+// a broken constraint or I/O. A function that fails before writing leaves
+// nothing to undo. If one fails after writing, runPlain rolls the whole
+// transaction back and returns false, having answered nobody, and the
+// caller runs the batch again with savepoints, each function afresh.
+func (t *wtx) runPlain(live []*request) bool {
+	ok := make([]*request, 0, len(live))
+	for _, r := range live {
+		if err := r.ctx.Err(); err != nil { // gave up while earlier ones ran
+			r.err = err
+			continue
+		}
+		t.wrote = false
+		err := r.call(t)
+		var cw commitWith
+		switch {
+		case err == nil:
+		case errors.As(err, &cw):
+			r.err = cw.err // its changes stand all the same
+		case t.wrote:
+			t.abort()
+			for _, r := range live {
+				r.err, r.pan = nil, nil
+			}
+			return false
+		default:
+			r.err = err
+			continue
+		}
+		ok = append(ok, r)
+	}
+	if _, err := t.exec(t.commit); err != nil {
+		t.abort()
+		t.fail(ok, fmt.Errorf("sqlite: commit: %w", err))
+	}
+	return true
 }
 
 // call runs r's function, catching a panic to re-raise in the caller.
@@ -375,6 +436,7 @@ func driverValue(a any) (driver.Value, error) {
 
 // exec runs a statement of query.
 func (t *wtx) exec(query string, args ...any) (sql.Result, error) {
+	t.wrote = true
 	st, err := t.stmt(query)
 	if err != nil {
 		return nil, err
@@ -388,6 +450,9 @@ func (t *wtx) exec(query string, args ...any) (sql.Result, error) {
 
 // query runs a statement of query that returns rows.
 func (t *wtx) query(query string, args ...any) (*rows, error) {
+	if !isSelect(query) { // INSERT ... RETURNING, say
+		t.wrote = true
+	}
 	st, err := t.stmt(query)
 	if err != nil {
 		return nil, err
@@ -403,6 +468,12 @@ func (t *wtx) query(query string, args ...any) (*rows, error) {
 	return &rows{r: r, dest: make([]driver.Value, len(r.Columns()))}, nil
 }
 
+// isSelect reports whether query is a SELECT, which cannot write.
+func isSelect(query string) bool {
+	q := strings.TrimLeft(query, " \t\r\n")
+	return len(q) >= 6 && strings.EqualFold(q[:6], "SELECT")
+}
+
 // queryRow runs a statement of query that returns a row.
 func (t *wtx) queryRow(query string, args ...any) *row {
 	rs, err := t.query(query, args...)
@@ -411,6 +482,7 @@ func (t *wtx) queryRow(query string, args ...any) *row {
 
 // script runs SQL of several statements, unprepared.
 func (t *wtx) script(query string, args ...any) (sql.Result, error) {
+	t.wrote = true
 	nv, err := t.named(args)
 	if err != nil {
 		return nil, err
