@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
+	"sync"
 	"time"
 )
 
@@ -61,11 +63,22 @@ type AuditEvent struct {
 // AuditChain links audit events with a secret key. The Service keeps the
 // key sealed in the store and prepares each event it writes; stores call
 // Link inside the transaction that appends the event.
-type AuditChain struct{ key []byte }
+type AuditChain struct {
+	key     []byte
+	scratch sync.Pool // of *chainScratch: an event is summed on every write
+}
+
+// chainScratch is a keyed HMAC and a buffer to encode an event in.
+type chainScratch struct {
+	mac hash.Hash
+	buf []byte
+}
 
 // NewAuditChain returns a chain keyed with key (32 random bytes).
 func NewAuditChain(key []byte) *AuditChain {
-	return &AuditChain{key: append([]byte(nil), key...)}
+	c := &AuditChain{key: append([]byte(nil), key...)}
+	c.scratch.New = func() any { return &chainScratch{mac: hmac.New(sha256.New, c.key)} }
+	return c
 }
 
 // String hides the key.
@@ -101,20 +114,21 @@ func (e *AuditEvent) Link(seq int64, prev []byte) error {
 // sum is HMAC-SHA-256(key, encoding of the event and its predecessor's hash).
 // Every field is length-prefixed, so no two events encode alike.
 func (c *AuditChain) sum(e *AuditEvent) []byte {
-	m := hmac.New(sha256.New, c.key)
-	var buf [binary.MaxVarintLen64]byte
-	put := func(b []byte) {
-		m.Write(buf[:binary.PutUvarint(buf[:], uint64(len(b)))])
-		m.Write(b)
+	sc := c.scratch.Get().(*chainScratch)
+	defer c.scratch.Put(sc)
+	b := append(sc.buf[:0], "twofa/audit/v1"...)
+	b = binary.AppendVarint(b, e.Seq)
+	b = binary.AppendVarint(b, e.Time.UnixMicro())
+	b = binary.AppendUvarint(b, uint64(len(e.PrevHash)))
+	b = append(b, e.PrevHash...)
+	for _, f := range [...]string{string(e.Type), e.Tenant, e.User, e.Device, e.Factor, e.Reason, e.Actor, e.IP, e.UserAgent, e.Detail} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
 	}
-	m.Write([]byte("twofa/audit/v1"))
-	m.Write(buf[:binary.PutVarint(buf[:], e.Seq)])
-	m.Write(buf[:binary.PutVarint(buf[:], e.Time.UnixMicro())])
-	put(e.PrevHash)
-	for _, f := range []string{string(e.Type), e.Tenant, e.User, e.Device, e.Factor, e.Reason, e.Actor, e.IP, e.UserAgent, e.Detail} {
-		put([]byte(f))
-	}
-	return m.Sum(nil)
+	sc.buf = b
+	sc.mac.Reset()
+	sc.mac.Write(b)
+	return sc.mac.Sum(make([]byte, 0, sha256.Size))
 }
 
 // ChainState is the result of walking the audit log.

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 )
 
 // maxBody bounds request bodies; larger ones get 413.
@@ -22,6 +24,9 @@ func encode[T any](w http.ResponseWriter, status int, v T) {
 	enc.Encode(v) // a failed write means the client went away
 }
 
+// bodies are buffers to read request bodies into.
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // validator is a request body that can check itself, returning a problem
 // per field.
 type validator interface {
@@ -35,7 +40,15 @@ type validator interface {
 func decode[T validator](w http.ResponseWriter, r *http.Request, optional bool) (T, error) {
 	var v T
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	body, err := io.ReadAll(r.Body)
+	buf := bodies.Get().(*bytes.Buffer)
+	defer func() {
+		clear(buf.Bytes()) // it held a code, perhaps
+		buf.Reset()
+		if buf.Cap() <= 4<<10 {
+			bodies.Put(buf)
+		}
+	}()
+	_, err := buf.ReadFrom(r.Body)
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return v, errTooLarge
@@ -43,7 +56,8 @@ func decode[T validator](w http.ResponseWriter, r *http.Request, optional bool) 
 	if err != nil {
 		return v, invalid("reading the request body failed")
 	}
-	if len(strings.TrimSpace(string(body))) == 0 {
+	body := buf.Bytes()
+	if len(bytes.TrimSpace(body)) == 0 {
 		if optional {
 			return v, nil
 		}
@@ -55,7 +69,7 @@ func decode[T validator](w http.ResponseWriter, r *http.Request, optional bool) 
 			return v, &apiError{status: http.StatusUnsupportedMediaType, Code: "invalid", Message: "Content-Type must be application/json"}
 		}
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
 		return v, invalid(describeJSONError(err))
