@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"slices"
 	"sync"
 	"time"
 )
@@ -40,8 +41,15 @@ const (
 // keyed hash, so an edit, an insertion or a deletion in the middle of the
 // log is detected by whoever holds the key, and an attacker who can write
 // the database but lacks the master key cannot forge a consistent chain.
+//
+// A store may keep several chains (AuditStore.AuditChains), so that
+// writers of different chains need not wait for each other's commits;
+// each entry is in one. Seq orders the whole log: it increases along
+// every chain, but need not be dense, and entries of different chains
+// may become visible out of Seq order.
 type AuditEvent struct {
 	Seq       int64 // position in the log, from 1, assigned by Link
+	Chain     int   // the chain the entry is in, from 0, assigned by Link
 	Time      time.Time
 	Type      EventType
 	Tenant    string
@@ -97,14 +105,23 @@ func (c *AuditChain) Prepare(e *AuditEvent) *AuditEvent {
 var ErrUnprepared = errors.New("twofa: audit event was not prepared by an AuditChain")
 
 // Link gives the event its place in the log: sequence number seq, after the
-// entry whose hash is prev. It normalises Time to UTC microseconds, the
-// precision every store keeps, and computes Hash. Stores call it inside the
-// transaction that appends the event, holding the log's head.
+// entry whose hash is prev, in chain 0. It normalises Time to UTC
+// microseconds, the precision every store keeps, and computes Hash. Stores
+// call it inside the transaction that appends the event, holding the
+// chain's head.
 func (e *AuditEvent) Link(seq int64, prev []byte) error {
+	return e.LinkIn(0, seq, prev)
+}
+
+// LinkIn is Link for an entry of the given chain.
+func (e *AuditEvent) LinkIn(chain int, seq int64, prev []byte) error {
 	if e.chain == nil {
 		return ErrUnprepared
 	}
-	e.Seq = seq
+	if chain < 0 {
+		return fmt.Errorf("twofa: audit chain %d", chain)
+	}
+	e.Seq, e.Chain = seq, chain
 	e.Time = e.Time.UTC().Truncate(time.Microsecond)
 	e.PrevHash = append([]byte(nil), prev...)
 	e.Hash = e.chain.sum(e)
@@ -112,11 +129,19 @@ func (e *AuditEvent) Link(seq int64, prev []byte) error {
 }
 
 // sum is HMAC-SHA-256(key, encoding of the event and its predecessor's hash).
-// Every field is length-prefixed, so no two events encode alike.
+// Every field is length-prefixed, so no two events encode alike. An entry
+// of chain 0 encodes as every entry did before there were chains; another
+// chain's entry has "/chain" and the chain's number (uvarint) after the
+// prefix, where chain 0's has the signed varint of a positive Seq, whose
+// first byte is never '/'.
 func (c *AuditChain) sum(e *AuditEvent) []byte {
 	sc := c.scratch.Get().(*chainScratch)
 	defer c.scratch.Put(sc)
 	b := append(sc.buf[:0], "twofa/audit/v1"...)
+	if e.Chain != 0 {
+		b = append(b, "/chain"...)
+		b = binary.AppendUvarint(b, uint64(e.Chain))
+	}
 	b = binary.AppendVarint(b, e.Seq)
 	b = binary.AppendVarint(b, e.Time.UnixMicro())
 	b = binary.AppendUvarint(b, uint64(len(e.PrevHash)))
@@ -133,55 +158,101 @@ func (c *AuditChain) sum(e *AuditEvent) []byte {
 
 // ChainState is the result of walking the audit log.
 type ChainState struct {
-	Events  int64  // entries checked
-	Head    []byte // hash of the last entry: record it elsewhere to detect truncation
+	Events int64 // entries checked
+	Chains int   // chains that hold entries
+	// Head identifies the log's end: the last entry's hash when one chain
+	// holds entries, else SHA-256 over each chain's number and last hash,
+	// in chain order. Record it elsewhere to detect truncation.
+	Head    []byte
 	OK      bool
 	BadSeq  int64  // first entry that does not verify, when not OK
 	Problem string // what is wrong with it
 }
 
-// ChainVerifier checks audit events one by one, in log order.
+// ChainVerifier checks audit events one by one. Each chain's entries must
+// come in Seq order; the chains may be interleaved in any way, or walked
+// one after another.
 type ChainVerifier struct {
 	c     *AuditChain
 	state ChainState
-	prev  []byte
+	heads map[int]chainHead
+}
+
+type chainHead struct {
+	seq  int64
+	hash []byte
 }
 
 // Verifier returns a ChainVerifier that starts at the beginning of the log.
 func (c *AuditChain) Verifier() *ChainVerifier {
-	return &ChainVerifier{c: c, state: ChainState{OK: true}}
+	return &ChainVerifier{c: c, state: ChainState{OK: true}, heads: map[int]chainHead{}}
 }
 
-// Next checks the next event and reports whether the chain still holds.
+// Next checks the next event and reports whether the log still holds.
 func (v *ChainVerifier) Next(e *AuditEvent) bool {
 	if !v.state.OK {
 		return false
 	}
-	want := v.state.Events + 1
 	fail := func(format string, args ...any) bool {
-		v.state.OK, v.state.BadSeq, v.state.Problem = false, want, fmt.Sprintf(format, args...)
+		v.state.OK, v.state.BadSeq, v.state.Problem = false, e.Seq, fmt.Sprintf(format, args...)
 		return false
 	}
+	h, seen := v.heads[e.Chain]
 	switch {
-	case e.Seq != want:
-		return fail("entry %d is missing: found %d in its place", want, e.Seq)
-	case !hmac.Equal(e.PrevHash, v.prev):
-		return fail("entry %d does not link to entry %d", e.Seq, e.Seq-1)
+	case e.Chain < 0:
+		return fail("entry %d names chain %d", e.Seq, e.Chain)
+	case e.Seq <= h.seq:
+		return fail("entry %d comes after entry %d of chain %d", e.Seq, h.seq, e.Chain)
+	case !hmac.Equal(e.PrevHash, h.hash) && !seen:
+		return fail("entry %d, the first of chain %d, links to an entry before it: the chain's beginning is missing", e.Seq, e.Chain)
+	case !hmac.Equal(e.PrevHash, h.hash):
+		return fail("entry %d does not link to entry %d, the one before it in chain %d: an entry between them is missing or altered", e.Seq, h.seq, e.Chain)
 	case !hmac.Equal(e.Hash, v.c.sum(e)):
 		return fail("entry %d was altered", e.Seq)
 	}
-	v.prev = e.Hash
-	v.state.Events, v.state.Head = want, e.Hash
+	v.heads[e.Chain] = chainHead{seq: e.Seq, hash: e.Hash}
+	v.state.Events++
 	return true
 }
 
+// head is ChainState.Head.
+func (v *ChainVerifier) head() []byte {
+	if len(v.heads) == 0 {
+		return nil
+	}
+	if len(v.heads) == 1 {
+		for _, h := range v.heads {
+			return h.hash
+		}
+	}
+	chains := make([]int, 0, len(v.heads))
+	for c := range v.heads {
+		chains = append(chains, c)
+	}
+	slices.Sort(chains)
+	d := sha256.New()
+	for _, c := range chains {
+		var b []byte
+		b = binary.AppendUvarint(b, uint64(c))
+		d.Write(b)
+		d.Write(v.heads[c].hash)
+	}
+	return d.Sum(nil)
+}
+
 // State returns what the walk has found so far.
-func (v *ChainVerifier) State() ChainState { return v.state }
+func (v *ChainVerifier) State() ChainState {
+	st := v.state
+	st.Chains, st.Head = len(v.heads), v.head()
+	return st
+}
 
 // AuditFilter selects audit events.
 type AuditFilter struct {
-	Tenant string // empty: every tenant (administrators only)
-	User   string // empty: every user
+	Tenant  string // empty: every tenant (administrators only)
+	User    string // empty: every user
+	ByChain bool   // only events of Chain
+	Chain   int
 	After  int64  // only events with Seq > After
 	Limit  int    // at most this many; 0 means 100
 }

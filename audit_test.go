@@ -20,6 +20,10 @@ func refSum(key []byte, e *twofa.AuditEvent) []byte {
 	m := hmac.New(sha256.New, key)
 	var b []byte
 	b = append(b, "twofa/audit/v1"...)
+	if e.Chain != 0 {
+		b = append(b, "/chain"...)
+		b = binary.AppendUvarint(b, uint64(e.Chain))
+	}
 	b = binary.AppendVarint(b, e.Seq)
 	b = binary.AppendVarint(b, e.Time.UnixMicro())
 	for _, f := range [][]byte{e.PrevHash, []byte(e.Type), []byte(e.Tenant), []byte(e.User), []byte(e.Device), []byte(e.Factor),
@@ -45,7 +49,7 @@ func TestAuditLinkFormat(t *testing.T) {
 	seen := map[string]bool{}
 	for i, e := range events {
 		e.Time = time.Date(2026, 11, 26, 12, 0, 0, 123456789, time.FixedZone("x", 3600))
-		if err := c.Prepare(e).Link(int64(i+1), prev); err != nil {
+		if err := c.Prepare(e).LinkIn(i%2*7, int64(i+1), prev); err != nil { // chains 0 and 7
 			t.Fatal(err)
 		}
 		if want := refSum(key, e); !bytes.Equal(e.Hash, want) {
@@ -82,3 +86,102 @@ func TestAuditLinkConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// chainLog links n events over the given number of chains, round robin,
+// with increasing Seq, as a store would.
+func chainLog(t *testing.T, c *twofa.AuditChain, n, chains int) []*twofa.AuditEvent {
+	t.Helper()
+	prev := map[int][]byte{}
+	var log []*twofa.AuditEvent
+	for i := range n {
+		ch := i % chains
+		e := c.Prepare(&twofa.AuditEvent{Time: time.Unix(1700000000+int64(i), 0), Type: twofa.EventVerifyFailed, Tenant: "acme", User: fmt.Sprint("u", i)})
+		if err := e.LinkIn(ch, int64(10+3*i), prev[ch]); err != nil {
+			t.Fatal(err)
+		}
+		prev[ch] = e.Hash
+		log = append(log, e)
+	}
+	return log
+}
+
+func verify(c *twofa.AuditChain, log []*twofa.AuditEvent) twofa.ChainState {
+	v := c.Verifier()
+	for _, e := range log {
+		if !v.Next(e) {
+			break
+		}
+	}
+	return v.State()
+}
+
+func TestChainVerifier(t *testing.T) {
+	c := twofa.NewAuditChain([]byte("audit format test key, 32 bytes!"))
+	clone := func(log []*twofa.AuditEvent) []*twofa.AuditEvent {
+		out := make([]*twofa.AuditEvent, len(log))
+		for i, e := range log {
+			cp := *e
+			out[i] = &cp
+		}
+		return out
+	}
+	base := chainLog(t, c, 12, 3) // chain of event i: i%3
+	for _, tt := range []struct {
+		name   string
+		change func([]*twofa.AuditEvent) []*twofa.AuditEvent
+		bad    int64 // Seq of the first bad entry; 0: the log verifies
+	}{
+		{"Intact", func(l []*twofa.AuditEvent) []*twofa.AuditEvent { return l }, 0},
+		{"ChainByChain", func(l []*twofa.AuditEvent) []*twofa.AuditEvent {
+			var out []*twofa.AuditEvent
+			for ch := range 3 {
+				for i := ch; i < len(l); i += 3 {
+					out = append(out, l[i])
+				}
+			}
+			return out
+		}, 0},
+		{"OtherInterleaving", func(l []*twofa.AuditEvent) []*twofa.AuditEvent {
+			l[1], l[2] = l[2], l[1] // different chains: still in order along each
+			return l
+		}, 0},
+		{"Altered", func(l []*twofa.AuditEvent) []*twofa.AuditEvent { l[7].Detail = "x"; return l }, l7},
+		{"AlteredTime", func(l []*twofa.AuditEvent) []*twofa.AuditEvent { l[7].Time = l[7].Time.Add(time.Second); return l }, l7},
+		{"MiddleDeleted", func(l []*twofa.AuditEvent) []*twofa.AuditEvent { return append(l[:4:4], l[5:]...) }, seq(7)},
+		{"FirstDeleted", func(l []*twofa.AuditEvent) []*twofa.AuditEvent { return l[1:] }, seq(3)},
+		{"SwappedInChain", func(l []*twofa.AuditEvent) []*twofa.AuditEvent { l[4], l[7] = l[7], l[4]; return l }, seq(7)},
+		{"Duplicated", func(l []*twofa.AuditEvent) []*twofa.AuditEvent { return append(l[:6:6], append([]*twofa.AuditEvent{l[5]}, l[6:]...)...) }, seq(5)},
+		{"MovedToAnotherChain", func(l []*twofa.AuditEvent) []*twofa.AuditEvent { l[9].Chain = 1; return l }, seq(9)},
+		{"Renumbered", func(l []*twofa.AuditEvent) []*twofa.AuditEvent { l[6].Seq++; return l }, seq(6) + 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := verify(c, tt.change(clone(base)))
+			if got := !st.OK; got != (tt.bad != 0) || st.BadSeq != tt.bad {
+				t.Errorf("OK %v, BadSeq %d (%s); want BadSeq %d", st.OK, st.BadSeq, st.Problem, tt.bad)
+			}
+		})
+	}
+
+	// The head names every chain's end: truncating any chain changes it.
+	full := verify(c, base)
+	if full.Chains != 3 || full.Events != 12 {
+		t.Fatalf("state %+v, want 12 events in 3 chains", full)
+	}
+	for _, drop := range []int{9, 10, 11} { // the last entry of each chain
+		l := append(clone(base[:drop]), clone(base[drop+1:])...)
+		st := verify(c, l)
+		if !st.OK || bytes.Equal(st.Head, full.Head) {
+			t.Errorf("without entry %d: OK %v, head unchanged %v; want OK and another head", base[drop].Seq, st.OK, bytes.Equal(st.Head, full.Head))
+		}
+	}
+	// One chain: the head is its last hash, as before there were chains.
+	one := chainLog(t, c, 5, 1)
+	if st := verify(c, one); !st.OK || st.Chains != 1 || !bytes.Equal(st.Head, one[4].Hash) {
+		t.Errorf("one chain: %+v, want head %x", st, one[4].Hash)
+	}
+}
+
+// seq is the Seq chainLog gives event i; l7 is that of event 7.
+func seq(i int) int64 { return int64(10 + 3*i) }
+
+var l7 = seq(7)

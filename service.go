@@ -271,27 +271,33 @@ func (s *Service) VerifyAuditFor(ctx context.Context, tenant string) (ChainState
 // chain breaks at an entry of another tenant, it clears BadSeq.
 func (s *Service) verifyAudit(ctx context.Context, tenant string) (ChainState, int64, error) {
 	v := s.chain.Verifier()
-	var after, own int64
-	for {
-		events, err := s.store.AuditEvents(ctx, AuditFilter{After: after, Limit: 1000})
-		if err != nil {
-			return v.State(), own, err
-		}
-		for _, e := range events {
-			if !v.Next(e) {
-				st := v.State()
-				if tenant != "" && e.Tenant != tenant {
-					st.BadSeq = 0
+	var own int64
+	// Chain by chain: an entry that commits while the walk goes on is
+	// either seen or after everything the walk checked in its chain.
+	for chain := range s.store.AuditChains() {
+		var after int64
+		for {
+			events, err := s.store.AuditEvents(ctx, AuditFilter{After: after, Limit: 1000, ByChain: true, Chain: chain})
+			if err != nil {
+				return v.State(), own, err
+			}
+			for _, e := range events {
+				if !v.Next(e) {
+					st := v.State()
+					if tenant != "" && e.Tenant != tenant {
+						st.BadSeq = 0
+					}
+					return st, own, nil
 				}
-				return st, own, nil
+				if e.Tenant == tenant {
+					own++
+				}
+				after = e.Seq
 			}
-			if e.Tenant == tenant {
-				own++
+			if len(events) < 1000 {
+				break
 			}
-			after = e.Seq
-		}
-		if len(events) < 1000 {
-			return v.State(), own, nil
 		}
 	}
+	return v.State(), own, nil
 }

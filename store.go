@@ -180,6 +180,14 @@ type AuditStore interface {
 
 	// AuditEvents returns events matching f in Seq order.
 	AuditEvents(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)
+
+	// AuditChains returns how many chains the log is kept in: events are
+	// in chains 0 to AuditChains()-1. Walking one chain at a time, in
+	// pages by Seq, sees every entry of the chain committed before the
+	// walk reached it; walking the whole log by Seq while other processes
+	// append may pass an entry of one chain that commits after an entry of
+	// another with a greater Seq.
+	AuditChains() int
 }
 
 // SecretStore keeps sealed values and lets the Service re-seal them under a

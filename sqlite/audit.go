@@ -19,8 +19,15 @@ func (s *Store) AppendAudit(ctx context.Context, events ...*twofa.AuditEvent) er
 	return nil
 }
 
+// AuditChains returns 1: with one writer, there is nothing to gain from
+// more.
+func (s *Store) AuditChains() int { return 1 }
+
 // AuditEvents returns events matching f in Seq order.
 func (s *Store) AuditEvents(ctx context.Context, f twofa.AuditFilter) ([]*twofa.AuditEvent, error) {
+	if f.ByChain && f.Chain != 0 {
+		return nil, nil // one chain: the single writer takes every append in turn
+	}
 	var (
 		where = []string{"seq > ?"}
 		args  = []any{f.After}

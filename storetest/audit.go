@@ -435,3 +435,67 @@ func codesAndFailuresKept(t *testing.T, s twofa.Store) error {
 	}
 	return nil
 }
+
+func testAuditChains(t *testing.T, open Opener) {
+	s := openStore(t, open)
+	n := s.AuditChains()
+	if n < 1 {
+		t.Fatalf("AuditChains() = %d, want at least 1", n)
+	}
+	// Events of many users, from two handles at once: a store with
+	// several chains spreads them.
+	const users = 64
+	race(t, s, users, true, func(ctx context.Context, i int, st twofa.Store) error {
+		ref := twofa.UserRef{Tenant: "acme", User: fmt.Sprint("user", i)}
+		err := st.AppendAudit(ctx, newEvent(twofa.EventVerifyFailed, ref, ""), newEvent(twofa.EventLocked, ref, ""))
+		if err != nil {
+			t.Errorf("AppendAudit(%s) = %v", ref, err)
+		}
+		return err
+	})
+	all := allEvents(t, s) // verifies, walking the whole log by Seq
+	if len(all) != 2*users {
+		t.Fatalf("%d events, want %d", len(all), 2*users)
+	}
+	v := chain.Verifier()
+	seen := 0
+	for c := range n + 1 { // and one past the last chain, which is empty
+		var after int64
+		for {
+			page, err := s.AuditEvents(t.Context(), twofa.AuditFilter{ByChain: true, Chain: c, After: after, Limit: 7})
+			if err != nil {
+				t.Fatalf("AuditEvents(chain %d) = %v", c, err)
+			}
+			for _, e := range page {
+				if e.Chain != c || c >= n {
+					t.Fatalf("AuditEvents(chain %d) returned entry %d of chain %d", c, e.Seq, e.Chain)
+				}
+				if e.Seq <= after {
+					t.Fatalf("chain %d: entry %d after entry %d", c, e.Seq, after)
+				}
+				if !v.Next(e) {
+					t.Fatalf("chain %d does not verify: %+v", c, v.State())
+				}
+				after = e.Seq
+				seen++
+			}
+			if len(page) < 7 {
+				break
+			}
+		}
+	}
+	if seen != len(all) {
+		t.Errorf("the chains hold %d events, the log %d", seen, len(all))
+	}
+	// One user's events stay together, in one chain.
+	byUser := map[string]int{}
+	for _, e := range all {
+		if c, ok := byUser[e.User]; ok && c != e.Chain {
+			t.Errorf("user %s has entries in chains %d and %d", e.User, c, e.Chain)
+		}
+		byUser[e.User] = e.Chain
+	}
+	if st := v.State(); st.Events != int64(len(all)) || (n > 1) != (st.Chains > 1) {
+		t.Errorf("walk by chain: %+v; want %d events, several chains iff the store keeps several", st, len(all))
+	}
+}

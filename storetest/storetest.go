@@ -67,6 +67,7 @@ func Run(t *testing.T, open Opener) {
 		{"Hit", testHit},
 		{"AppendAudit", testAppendAudit},
 		{"AuditEvents", testAuditEvents},
+		{"AuditChains", testAuditChains},
 		{"Unprepared", testUnprepared},
 		{"InitSetting", testInitSetting},
 		{"SealedSecrets", testSealedSecrets},

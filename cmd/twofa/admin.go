@@ -305,7 +305,7 @@ func runKeysGenerate(_ context.Context, e *env, args []string) error {
 }
 
 var runAudit = subcommands("audit", "The hash-chained audit log.", []command{
-	{"verify", "walk the whole chain; exit 1 if an entry was altered or removed", runAuditVerify},
+	{"verify", "walk every chain of the log; exit 1 if an entry was altered or removed", runAuditVerify},
 	{"tail", "print the latest events", runAuditTail},
 })
 
@@ -319,7 +319,7 @@ func runAuditVerify(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stdout, "BROKEN at entry %d: %s (%d entries verified before it)\n", st.BadSeq, st.Problem, st.Events)
 			return exitError{code: 1}
 		}
-		fmt.Fprintf(e.stdout, "ok: %d entries, head %x\n", st.Events, st.Head)
+		fmt.Fprintf(e.stdout, "ok: %d entries in %d chain%s, head %x\n", st.Events, st.Chains, plural(st.Chains), st.Head)
 		return nil
 	})
 }
@@ -465,4 +465,12 @@ func importRecord(rec []string) (string, twofa.ImportRequest, error) {
 		req.Name = rec[5]
 	}
 	return rec[0], req, nil
+}
+
+// plural is "s" unless n is 1.
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
