@@ -253,6 +253,6 @@ type AuditFilter struct {
 	User    string // empty: every user
 	ByChain bool   // only events of Chain
 	Chain   int
-	After  int64  // only events with Seq > After
-	Limit  int    // at most this many; 0 means 100
+	After   int64 // only events with Seq > After
+	Limit   int   // at most this many; 0 means 100
 }

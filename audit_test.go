@@ -150,7 +150,9 @@ func TestChainVerifier(t *testing.T) {
 		{"MiddleDeleted", func(l []*twofa.AuditEvent) []*twofa.AuditEvent { return append(l[:4:4], l[5:]...) }, seq(7)},
 		{"FirstDeleted", func(l []*twofa.AuditEvent) []*twofa.AuditEvent { return l[1:] }, seq(3)},
 		{"SwappedInChain", func(l []*twofa.AuditEvent) []*twofa.AuditEvent { l[4], l[7] = l[7], l[4]; return l }, seq(7)},
-		{"Duplicated", func(l []*twofa.AuditEvent) []*twofa.AuditEvent { return append(l[:6:6], append([]*twofa.AuditEvent{l[5]}, l[6:]...)...) }, seq(5)},
+		{"Duplicated", func(l []*twofa.AuditEvent) []*twofa.AuditEvent {
+			return append(l[:6:6], append([]*twofa.AuditEvent{l[5]}, l[6:]...)...)
+		}, seq(5)},
 		{"MovedToAnotherChain", func(l []*twofa.AuditEvent) []*twofa.AuditEvent { l[9].Chain = 1; return l }, seq(9)},
 		{"Renumbered", func(l []*twofa.AuditEvent) []*twofa.AuditEvent { l[6].Seq++; return l }, seq(6) + 1},
 	} {
