@@ -52,71 +52,122 @@ func (s *Store) BeginAttempt(ctx context.Context, ref twofa.UserRef, now time.Ti
 // the lock is held and so sees what the attempt before left. Devices are
 // not locked: the step is accepted with AcceptStep's compare-and-set,
 // which tells of a step accepted in between (by a resync).
-func (s *Store) Attempt(ctx context.Context, ref twofa.UserRef, check func(u *twofa.User) (*twofa.Outcome, error)) error {
-	var checkErr error
-	err := inTx(ctx, s.pool, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		b.Queue(lockUser, ref.Tenant, ref.User)
-		b.Queue(userQuery, ref.Tenant, ref.User)
-		br := tx.SendBatch(ctx, b)
-		tag, err := br.Exec()
-		if err != nil {
-			br.Close()
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			br.Close()
-			return twofa.ErrNotFound
-		}
-		rows, err := br.Query()
-		if err != nil {
-			br.Close()
-			return err
-		}
-		u, err := scanUser(ref, rows)
-		if err := errors.Join(err, br.Close()); err != nil {
-			return err
-		}
-		o, err := check(u)
-		if err != nil {
-			checkErr = err
-			return err
-		}
-		b = &pgx.Batch{}
-		accept := o.Accept != nil
-		if accept {
-			a := o.Accept
-			st, err := step(a.Step)
-			if err != nil {
-				return err
-			}
-			b.Queue(`UPDATE devices SET last_step = $1, drift = $2, last_used_at = $3, resync_step = 0, resync_at = NULL
-				WHERE id = $4 AND tenant = $5 AND user_id = $6 AND status = 'active' AND last_step < $1`,
-				st, a.Drift, tstz(a.Now), a.DeviceID, ref.Tenant, ref.User)
-		}
-		if o.Failures != u.Failures || !o.LockedUntil.Equal(u.LockedUntil) {
-			b.Queue(`UPDATE users SET failures = $3, locked_until = $4 WHERE tenant = $1 AND user_id = $2`,
-				ref.Tenant, ref.User, o.Failures, tstz(o.LockedUntil))
-		}
-		if accept {
-			// The compare-and-set must be seen before anything is appended.
-			br := tx.SendBatch(ctx, b)
-			tag, err := br.Exec()
-			if err := errors.Join(err, br.Close()); err != nil {
-				return err
-			}
-			if tag.RowsAffected() == 0 {
-				return twofa.ErrReplayed
-			}
-			b = &pgx.Batch{}
-		}
-		return appendEvents(ctx, tx, b, o.Events...)
-	})
-	if checkErr != nil {
-		return checkErr // as check gave it, not the store's
+//
+// Every round trip waits for the network and for two schedulers, so the
+// transaction takes three, pipelined on one connection: BEGIN, the lock
+// and the read; the writes, the audit chain's head and the sequence
+// numbers; the audit entries, the new head and COMMIT.
+func (s *Store) Attempt(ctx context.Context, ref twofa.UserRef, check func(u *twofa.User) (*twofa.Outcome, error)) (err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: Attempt: %w", err)
 	}
-	wrap(&err, "Attempt")
-	return err
+	defer conn.Release()
+	var checkErr error
+	open := false
+	defer func() {
+		if open { // not committed: roll back, or drop the connection
+			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, rerr := conn.Exec(rctx, "ROLLBACK"); rerr != nil {
+				conn.Conn().Close(rctx)
+			}
+		}
+		if checkErr != nil {
+			err = checkErr // as check gave it, not the store's
+		} else {
+			wrap(&err, "Attempt")
+		}
+	}()
+
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(lockUser, ref.Tenant, ref.User)
+	b.Queue(userQuery, ref.Tenant, ref.User)
+	open = true
+	br := conn.SendBatch(ctx, b)
+	_, err = br.Exec()
+	var tag pgconn.CommandTag
+	if err == nil {
+		tag, err = br.Exec()
+	}
+	if err == nil && tag.RowsAffected() == 0 {
+		err = twofa.ErrNotFound
+	}
+	var u *twofa.User
+	if err == nil {
+		var rows pgx.Rows
+		if rows, err = br.Query(); err == nil {
+			u, err = scanUser(ref, rows)
+		}
+	}
+	if err := errors.Join(err, br.Close()); err != nil {
+		return err
+	}
+	o, err := check(u)
+	if err != nil {
+		checkErr = err
+		return err
+	}
+
+	// The writes, then the chain's head and the events' numbers.
+	b = &pgx.Batch{}
+	if a := o.Accept; a != nil {
+		st, err := step(a.Step)
+		if err != nil {
+			return err
+		}
+		b.Queue(`UPDATE devices SET last_step = $1, drift = $2, last_used_at = $3, resync_step = 0, resync_at = NULL
+			WHERE id = $4 AND tenant = $5 AND user_id = $6 AND status = 'active' AND last_step < $1`,
+			st, a.Drift, tstz(a.Now), a.DeviceID, ref.Tenant, ref.User)
+	}
+	if o.Failures != u.Failures || !o.LockedUntil.Equal(u.LockedUntil) {
+		b.Queue(`UPDATE users SET failures = $3, locked_until = $4 WHERE tenant = $1 AND user_id = $2`,
+			ref.Tenant, ref.User, o.Failures, tstz(o.LockedUntil))
+	}
+	evs := nonNilEvents(o.Events)
+	var chain int
+	if len(evs) > 0 {
+		chain = chainOf(evs[0])
+		queueHead(b, chain, len(evs))
+	}
+	br = conn.SendBatch(ctx, b)
+	if o.Accept != nil {
+		tag, err := br.Exec()
+		if err == nil && tag.RowsAffected() == 0 {
+			err = twofa.ErrReplayed
+		}
+		if err != nil {
+			br.Close()
+			return err
+		}
+	}
+	var prev []byte
+	var seqs []int64
+	if len(evs) > 0 {
+		pre := b.Len() - 2 // the statements before queueHead's
+		if o.Accept != nil {
+			pre-- // read above
+		}
+		prev, seqs, err = readHead(br, pre, len(evs))
+	}
+	if err := errors.Join(err, br.Close()); err != nil {
+		return err
+	}
+
+	// The events, the new head and the commit.
+	b = &pgx.Batch{}
+	if len(evs) > 0 {
+		if err := queueEvents(b, chain, seqs, prev, evs); err != nil {
+			return err
+		}
+	}
+	b.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return err
+	}
+	open = false
+	return nil
 }
 
 // AcceptStep accepts a TOTP step with one compare-and-set UPDATE.

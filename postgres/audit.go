@@ -43,12 +43,7 @@ func appendEvents(ctx context.Context, tx pgx.Tx, b *pgx.Batch, events ...*twofa
 		b = &pgx.Batch{}
 	}
 	pre := b.Len()
-	var evs []*twofa.AuditEvent
-	for _, e := range events {
-		if e != nil {
-			evs = append(evs, e)
-		}
-	}
+	evs := nonNilEvents(events)
 	if len(evs) == 0 {
 		if pre == 0 {
 			return nil
@@ -57,46 +52,78 @@ func appendEvents(ctx context.Context, tx pgx.Tx, b *pgx.Batch, events ...*twofa
 	}
 
 	chain := chainOf(evs[0])
-	b.Queue(`SELECT hash FROM audit_heads WHERE chain = $1 FOR UPDATE`, chain)
-	b.Queue(`SELECT nextval('audit_seq') FROM generate_series(1, $1::int) ORDER BY 1`, len(evs))
+	queueHead(b, chain, len(evs))
 	br := tx.SendBatch(ctx, b)
-	for range pre {
-		if _, err := br.Exec(); err != nil {
-			br.Close()
-			return err
-		}
-	}
-	var prev []byte
-	if err := br.QueryRow().Scan(&prev); err != nil {
-		br.Close()
-		return err
-	}
-	rows, err := br.Query()
-	if err != nil {
-		br.Close()
-		return err
-	}
-	seqs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	prev, seqs, err := readHead(br, pre, len(evs))
 	if err := errors.Join(err, br.Close()); err != nil {
 		return err
 	}
-	if len(seqs) != len(evs) {
-		return fmt.Errorf("audit: %d sequence numbers for %d events", len(seqs), len(evs))
-	}
-
 	ins := &pgx.Batch{}
+	if err := queueEvents(ins, chain, seqs, prev, evs); err != nil {
+		return err
+	}
+	return tx.SendBatch(ctx, ins).Close()
+}
+
+// nonNilEvents returns the events that are not nil.
+func nonNilEvents(events []*twofa.AuditEvent) []*twofa.AuditEvent {
+	var evs []*twofa.AuditEvent
+	for _, e := range events {
+		if e != nil {
+			evs = append(evs, e)
+		}
+	}
+	return evs
+}
+
+// queueHead queues the two statements that take the chain's head and n
+// sequence numbers, in that order, so the numbers are taken with the head
+// held and increase along the chain.
+func queueHead(b *pgx.Batch, chain, n int) {
+	b.Queue(`SELECT hash FROM audit_heads WHERE chain = $1 FOR UPDATE`, chain)
+	b.Queue(`SELECT nextval('audit_seq') FROM generate_series(1, $1::int) ORDER BY 1`, n)
+}
+
+// readHead reads the results of br up to queueHead's statements (skipping
+// pre results before them, checking only for errors), and returns the
+// chain's last hash and the n sequence numbers.
+func readHead(br pgx.BatchResults, pre, n int) (prev []byte, seqs []int64, err error) {
+	for range pre {
+		if _, err := br.Exec(); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := br.QueryRow().Scan(&prev); err != nil {
+		return nil, nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, nil, err
+	}
+	if seqs, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil {
+		return nil, nil, err
+	}
+	if len(seqs) != n {
+		return nil, nil, fmt.Errorf("audit: %d sequence numbers for %d events", len(seqs), n)
+	}
+	return prev, seqs, nil
+}
+
+// queueEvents links the events into the chain after prev, with the
+// sequence numbers seqs, and queues their inserts and the new head.
+func queueEvents(b *pgx.Batch, chain int, seqs []int64, prev []byte, evs []*twofa.AuditEvent) error {
 	for i, e := range evs {
 		if err := e.LinkIn(chain, seqs[i], prev); err != nil {
 			return err
 		}
 		prev = e.Hash
-		ins.Queue(`INSERT INTO audit (seq, chain, time, type, tenant, user_id, device, factor, reason, actor, ip, user_agent, detail, prev_hash, hash)
+		b.Queue(`INSERT INTO audit (seq, chain, time, type, tenant, user_id, device, factor, reason, actor, ip, user_agent, detail, prev_hash, hash)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 			e.Seq, e.Chain, tstz(e.Time), string(e.Type), e.Tenant, e.User, e.Device, e.Factor, e.Reason, e.Actor,
 			[]byte(e.IP), []byte(e.UserAgent), []byte(e.Detail), nilIfEmpty(e.PrevHash), e.Hash)
 	}
-	ins.Queue(`UPDATE audit_heads SET seq = $2, hash = $3 WHERE chain = $1`, chain, seqs[len(seqs)-1], prev)
-	return tx.SendBatch(ctx, ins).Close()
+	b.Queue(`UPDATE audit_heads SET seq = $2, hash = $3 WHERE chain = $1`, chain, seqs[len(seqs)-1], prev)
+	return nil
 }
 
 func nilIfEmpty(b []byte) []byte {
