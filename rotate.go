@@ -3,6 +3,7 @@ package twofa
 import (
 	"context"
 	"fmt"
+	"sync"
 )
 
 // RotationProgress reports a key rotation as it goes.
@@ -33,12 +34,12 @@ func (s *Service) RotateKeys(ctx context.Context, progress func(RotationProgress
 		if err != nil {
 			return p, err
 		}
-		for _, v := range batch {
-			if err := s.reseal(ctx, v); err != nil {
-				return p, err
-			}
-			p.Done++
-			after = v.Ref
+		if err := s.resealAll(ctx, batch); err != nil {
+			return p, err
+		}
+		p.Done += len(batch)
+		if len(batch) > 0 {
+			after = batch[len(batch)-1].Ref
 		}
 		if p.Done > p.Total {
 			p.Total = p.Done // values added under an old key meanwhile
@@ -54,6 +55,47 @@ func (s *Service) RotateKeys(ctx context.Context, progress func(RotationProgress
 	e.Detail = fmt.Sprintf("%d values re-sealed under key %d", p.Done, active)
 	s.audit(ctx, e)
 	return p, nil
+}
+
+// rotationWorkers is how many values are re-sealed at once. Each
+// replacement is a compare-and-set of its own, so they may run in any
+// order; several at once let a database commit them together (SQLite's
+// group commit, PostgreSQL's concurrent transactions) rather than wait
+// for one commit after another.
+const rotationWorkers = 8
+
+// resealAll re-seals the values of a batch, rotationWorkers at a time,
+// and returns the first error.
+func (s *Service) resealAll(ctx context.Context, batch []SealedSecret) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan SealedSecret)
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	for range min(rotationWorkers, len(batch)) {
+		wg.Go(func() {
+			for v := range work {
+				if err := s.reseal(ctx, v); err != nil {
+					once.Do(func() { first = err; cancel() })
+				}
+			}
+		})
+	}
+	for _, v := range batch {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- v
+	}
+	close(work)
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
 }
 
 func (s *Service) reseal(ctx context.Context, v SealedSecret) error {
