@@ -76,6 +76,7 @@ type benchConfig struct {
 	prefix      string
 	json        bool
 	usersFile   string
+	ips         int
 }
 
 func runBench(ctx context.Context, e *env, args []string) error {
@@ -98,6 +99,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&c.serverPID, "server-pid", 0, "read the server's RSS from /proc/`PID`/status (default: its /metrics)")
 	fs.StringVar(&c.prefix, "user-prefix", "", "prefix of the enrolled user IDs (default: bench-RUNID, random, so runs do not collide)")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
+	fs.IntVar(&c.ips, "end-user-ips", 0, "send X-End-User-IP with every verification, from this many addresses (user i has address i mod N), so the per-IP limit is checked (an extra write a verification); 0: none")
 	fs.StringVar(&c.usersFile, "users-file", "", "`file` of enrolled users' IDs, secrets and state: loaded instead of enrolling if it exists, else written (mode 0600) after enrolling, and updated after the run; it holds TOTP secrets, keep it private")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
@@ -126,6 +128,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		return usageError("--concurrency must be at least 1")
 	case c.duration < 0 || c.requests < 0 || c.duration == 0 && c.requests == 0:
 		return usageError("give a positive --duration or --requests")
+	case c.ips < 0 || c.ips > 1<<24:
+		return usageError("--end-user-ips must be 0 to 16777216")
 	case c.period < 1 || c.period > 120:
 		return usageError("--period must be 1 to 120 seconds")
 	}
@@ -213,6 +217,7 @@ var answerNames = [numAnswers]string{"valid", "invalid_code", "replayed", "rate_
 type benchUser struct {
 	id     string
 	path   string // of the verify endpoint
+	ipHdr  []byte // "X-End-User-IP: ...\r\n", with --end-user-ips
 	key    *otp.Key
 	secret string // base32, kept only for --users-file
 	busy   atomic.Bool
@@ -233,7 +238,7 @@ type bencher struct {
 func bench(ctx context.Context, e *env, c *benchConfig) error {
 	b := &bencher{cfg: c, client: benchClient(c.concurrency)}
 	defer b.client.CloseIdleConnections()
-	rep := &benchReport{URL: c.url, Users: c.users, Concurrency: c.concurrency, Period: c.period, Mix: c.mix.String(), UserPrefix: c.prefix}
+	rep := &benchReport{URL: c.url, Users: c.users, Concurrency: c.concurrency, Period: c.period, Mix: c.mix.String(), EndUserIPs: c.ips, UserPrefix: c.prefix}
 
 	loaded, err := b.loadUsers()
 	if err != nil {
@@ -254,6 +259,12 @@ func bench(ctx context.Context, e *env, c *benchConfig) error {
 		return ctx.Err()
 	}
 
+	if c.ips > 0 {
+		for i, u := range b.users {
+			n := 1 + i%c.ips // 10.0.0.1 on: private addresses, as an application behind a proxy would see
+			u.ipHdr = fmt.Appendf(nil, "X-End-User-IP: 10.%d.%d.%d\r\n", n>>16&255, n>>8&255, n&255)
+		}
+	}
 	ld := &loader{bencher: b, step: b.step}
 	ld.invalidNext.Store(uint64(len(b.users) / 2)) // away from the valid cursor
 	total, elapsed := b.drive(ctx, e.stderr, "load", ld.work)
@@ -654,8 +665,8 @@ func leUint64(b []byte) uint64 {
 
 // post sends a JSON body on the lane's connection and decodes the reply
 // into out.
-func (l *lane) post(ctx context.Context, path string, body []byte, out any) (int, error) {
-	status, raw, err := l.wire.post(ctx, path, body)
+func (l *lane) post(ctx context.Context, path string, body []byte, out any, header ...byte) (int, error) {
+	status, raw, err := l.wire.post(ctx, path, body, header...)
 	if err != nil {
 		return status, err
 	}
@@ -911,7 +922,7 @@ func (ld *loader) replay(ctx context.Context, bg *budget, l *lane) opResult {
 func (ld *loader) send(ctx context.Context, l *lane, op int, u *benchUser, code string, step uint64) {
 	var r apiReply
 	start := time.Now()
-	status, err := l.post(ctx, u.path, codeBody(code), &r)
+	status, err := l.post(ctx, u.path, codeBody(code), &r, u.ipHdr...)
 	end := time.Now()
 	if err != nil && ctx.Err() != nil {
 		return // interrupted: neither a sample nor an error
@@ -1147,6 +1158,7 @@ type benchReport struct {
 	Concurrency       int              `json:"concurrency"`
 	Period            int              `json:"period_seconds"`
 	Mix               string           `json:"mix"`
+	EndUserIPs        int              `json:"end_user_ips"`
 	UserPrefix        string           `json:"user_prefix"`
 	Enroll            enrollStats      `json:"enroll"`
 	Requests          int64            `json:"requests"`
@@ -1198,7 +1210,11 @@ func (r *benchReport) print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, args...)...) }
 	rd := func(d time.Duration) time.Duration { return d.Round(time.Microsecond) }
-	row("server", "%s  (%d users, period %ds, concurrency %d, mix %s)", r.URL, r.Users, r.Period, r.Concurrency, r.Mix)
+	ips := "no X-End-User-IP"
+	if r.EndUserIPs > 0 {
+		ips = fmt.Sprintf("%d end-user IPs", r.EndUserIPs)
+	}
+	row("server", "%s  (%d users, period %ds, concurrency %d, mix %s, %s)", r.URL, r.Users, r.Period, r.Concurrency, r.Mix, ips)
 	row("enrollments", "%d in %.1fs: %.0f/s (%d errors)", r.Enroll.Users, r.Enroll.Seconds, r.Enroll.PerSecond, r.Enroll.Errors)
 	row("requests", "%d", r.Requests)
 	row("duration", "%.2fs", r.Seconds)

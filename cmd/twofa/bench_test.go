@@ -70,6 +70,33 @@ func TestBench(t *testing.T) {
 		t.Errorf("bench --json: enrolled %d, requests %d, unexpected %d, answers %v, RSS %d; want 40, 60, 0, some valid, some RSS",
 			rep.Enroll.Users, rep.Requests, rep.Unexpected, rep.Answers, rep.RSSBytes)
 	}
+	// --end-user-ips: the addresses reach the per-IP limit of a server
+	// that allows 5 verifications a minute per address.
+	dir2 := t.TempDir()
+	limited := startServer(t, dir2, "--verify-per-ip", "5")
+	key2 := createKey(t, dir2, "acme", false)
+	for _, tt := range []struct {
+		ips         string
+		wantLimited bool
+	}{{"0", false}, {"2", true}} {
+		out.Reset()
+		args = []string{"twofa", "bench", "--url", limited.url, "--key", key2, "--users", "20", "--requests", "40",
+			"--concurrency", "4", "--json", "--end-user-ips", tt.ips, "--user-prefix", "ips" + tt.ips}
+		if err := run(ctx, args, testGetenv(nil), strings.NewReader(""), &out, &errOut); err != nil {
+			t.Fatalf("bench --end-user-ips %s: %v\n%s\n%s", tt.ips, err, out.String(), errOut.String())
+		}
+		rep = benchReport{}
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatalf("bench --json: %v\n%s", err, out.String())
+		}
+		// 2 addresses x 5 a minute: at most 10 of the 40 get through.
+		if got := rep.Answers["rate_limited"] > 0; got != tt.wantLimited || rep.Unexpected != 0 {
+			t.Errorf("--end-user-ips %s: answers %v, unexpected %d; want 429s: %v", tt.ips, rep.Answers, rep.Unexpected, tt.wantLimited)
+		}
+		if tt.wantLimited && rep.Answers["rate_limited"] < 30 {
+			t.Errorf("--end-user-ips %s: %d answers of 429, want at least 30 of 40", tt.ips, rep.Answers["rate_limited"])
+		}
+	}
 }
 
 func TestBench_Flags(t *testing.T) {
@@ -85,6 +112,7 @@ func TestBench_Flags(t *testing.T) {
 		{"URL", []string{"--key", "k", "--url", "localhost:8080"}, "--url"},
 		{"Users", []string{"--key", "k", "--users", "0"}, "--users"},
 		{"NoBudget", []string{"--key", "k", "--duration", "0"}, "--duration"},
+		{"EndUserIPs", []string{"--key", "k", "--end-user-ips", "-1"}, "--end-user-ips"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer

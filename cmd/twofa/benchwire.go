@@ -88,8 +88,9 @@ func (w *wire) interrupt() {
 }
 
 // post sends body to path and returns the reply's status and body. The
-// body is valid until the next call.
-func (w *wire) post(ctx context.Context, path string, body []byte) (int, []byte, error) {
+// body is valid until the next call. header, if not empty, is sent as
+// more header lines ("Name: value\r\n" each).
+func (w *wire) post(ctx context.Context, path string, body []byte, header ...byte) (int, []byte, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, nil, err
 	}
@@ -102,6 +103,7 @@ func (w *wire) post(ctx context.Context, path string, body []byte) (int, []byte,
 	w.req = append(w.req, path...)
 	w.req = append(w.req, " HTTP/1.1\r\n"...)
 	w.req = append(w.req, w.head...)
+	w.req = append(w.req, header...)
 	w.req = append(w.req, "Content-Length: "...)
 	w.req = strconv.AppendInt(w.req, int64(len(body)), 10)
 	w.req = append(w.req, "\r\n\r\n"...)
