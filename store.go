@@ -101,13 +101,19 @@ type AttemptStore interface {
 	// embedded store, every writer): it must be quick and must not call
 	// the store.
 	//
-	// If check returns an error, nothing is written and Attempt returns the
-	// error as it is. ErrNotFound, without calling check, if the user is
-	// unknown. ErrReplayed, writing nothing, if the Outcome accepts a step
-	// that is no longer newer than the device's last accepted step (a
-	// change that does not hold the user, such as a resync, accepted a step
-	// in between); trying again sees the new step.
-	Attempt(ctx context.Context, ref UserRef, check func(u *User) (*Outcome, error)) error
+	// First it counts a.Hits, as Hit would at a.Now, and gives check their
+	// counts, in order. The hits are counted whatever becomes of the
+	// attempt, refusals and errors included; a store may count them in the
+	// attempt's transaction or just before it (one that would otherwise
+	// hold a counter's row, shared by many users, until its commit).
+	//
+	// If check returns an error, nothing else is written and Attempt
+	// returns the error as it is. ErrNotFound, without calling check, if
+	// the user is unknown. ErrReplayed, writing nothing but the hits, if the
+	// Outcome accepts a step that is no longer newer than the device's last
+	// accepted step (a change that does not hold the user, such as a
+	// resync, accepted a step in between); trying again sees the new step.
+	Attempt(ctx context.Context, a AttemptRequest, check func(u *User, hits []int) (*Outcome, error)) error
 
 	// AcceptStep accepts a TOTP step for an active device, atomically: only
 	// if a.Step is greater than the device's LastStep (compare-and-set), it
@@ -134,6 +140,19 @@ type StepAcceptance struct {
 	Now           time.Time
 	ResetFailures bool
 	Event         *AuditEvent
+}
+
+// AttemptRequest is what AttemptStore.Attempt needs besides the check.
+type AttemptRequest struct {
+	Ref  UserRef
+	Now  time.Time  // the time the hits are counted at
+	Hits []LimitHit // rate limit counters to count first
+}
+
+// LimitHit is one event to count, as LimitStore.Hit counts it.
+type LimitHit struct {
+	Key    string
+	Window time.Duration
 }
 
 // Outcome is what one verification attempt changes (AttemptStore.Attempt).

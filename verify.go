@@ -53,18 +53,21 @@ func (s *Service) Verify(ctx context.Context, ref UserRef, code string) (*Verify
 		return nil, err
 	}
 	now := s.now()
-	if err := s.limitVerify(ctx, ref, now); err != nil {
-		return nil, err
-	}
+	limits := s.verifyLimits(ctx, ref)
 	if _, ok := normalizeBackupCode(code); ok {
+		if err := s.applyLimits(ctx, limits, now); err != nil {
+			return nil, err
+		}
 		return s.verifyBackup(ctx, ref, code, now)
 	}
 	// A step that another change (a resync) accepted between the read and
-	// the write makes the store answer ErrReplayed, changing nothing; the
-	// next try sees it. Twice in a row would take two such changes.
+	// the write makes the store answer ErrReplayed, changing nothing but
+	// the limits' counts; the next try sees it, and counts nothing again.
+	// Twice in a row would take two such changes.
 	for try := 0; ; try++ {
-		res, err := s.verifyTOTP(ctx, ref, code, now)
+		res, err := s.verifyTOTP(ctx, ref, code, now, limits)
 		if errors.Is(err, ErrReplayed) && try < 2 {
+			limits = nil
 			continue
 		}
 		return res, err
@@ -77,9 +80,18 @@ type malformedError struct{ err error }
 func (e *malformedError) Error() string { return e.err.Error() }
 
 // verifyTOTP makes one attempt with a code of no backup code's form.
-func (s *Service) verifyTOTP(ctx context.Context, ref UserRef, code string, now time.Time) (*VerifyResult, error) {
+func (s *Service) verifyTOTP(ctx context.Context, ref UserRef, code string, now time.Time, limits []verifyLimit) (*VerifyResult, error) {
 	var res *VerifyResult
-	err := s.store.Attempt(ctx, ref, func(u *User) (*Outcome, error) {
+	a := AttemptRequest{Ref: ref, Now: now}
+	for _, l := range limits {
+		a.Hits = append(a.Hits, LimitHit{Key: l.key, Window: time.Minute})
+	}
+	err := s.store.Attempt(ctx, a, func(u *User, counts []int) (*Outcome, error) {
+		for i, l := range limits {
+			if counts[i] > l.max {
+				return nil, l.refusal(now)
+			}
+		}
 		devices := u.ActiveDevices()
 		if len(devices) == 0 && u.BackupCodes == 0 {
 			return nil, ErrNotEnrolled
@@ -196,27 +208,42 @@ func classify(code string, devices []*Device) (string, error) {
 	return "", malformed(first)
 }
 
-// limitVerify applies the per-IP and per-tenant limits. The IP is the end
-// user's, as the calling application reports it: every request of a
-// tenant comes from its servers, so their address would limit everyone.
-func (s *Service) limitVerify(ctx context.Context, ref UserRef, now time.Time) error {
-	limits := []struct {
-		key, what string
-		max       int
-	}{
-		{"verify-tenant:" + ref.Tenant, "verifications for this tenant", s.policy.TenantVerifyPerMinute},
-		{"verify-ip:" + ref.Tenant + ":" + MetaFrom(ctx).IP, "verifications from this IP address", s.policy.VerifyPerIPPerMinute},
+// verifyLimit is one of the limits on verifications: at most max a
+// minute under key.
+type verifyLimit struct {
+	key, what string
+	max       int
+}
+
+func (l verifyLimit) refusal(now time.Time) error {
+	return RateLimitedError(l.what, now.Truncate(time.Minute).Add(time.Minute))
+}
+
+// verifyLimits returns the per-tenant and per-IP limits that apply. The
+// IP is the end user's, as the calling application reports it: every
+// request of a tenant comes from its servers, so their address would
+// limit everyone.
+func (s *Service) verifyLimits(ctx context.Context, ref UserRef) []verifyLimit {
+	var ls []verifyLimit
+	if n := s.policy.TenantVerifyPerMinute; n > 0 {
+		ls = append(ls, verifyLimit{"verify-tenant:" + ref.Tenant, "verifications for this tenant", n})
 	}
-	for i, l := range limits {
-		if l.max == 0 || i == 1 && MetaFrom(ctx).IP == "" {
-			continue
-		}
+	if ip := MetaFrom(ctx).IP; ip != "" && s.policy.VerifyPerIPPerMinute > 0 {
+		ls = append(ls, verifyLimit{"verify-ip:" + ref.Tenant + ":" + ip, "verifications from this IP address", s.policy.VerifyPerIPPerMinute})
+	}
+	return ls
+}
+
+// applyLimits counts an attempt against each limit and refuses it if one
+// is exceeded.
+func (s *Service) applyLimits(ctx context.Context, limits []verifyLimit, now time.Time) error {
+	for _, l := range limits {
 		n, err := s.store.Hit(ctx, l.key, time.Minute, now)
 		if err != nil {
 			return err
 		}
 		if n > l.max {
-			return RateLimitedError(l.what, now.Truncate(time.Minute).Add(time.Minute))
+			return l.refusal(now)
 		}
 	}
 	return nil

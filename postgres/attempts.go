@@ -57,7 +57,19 @@ func (s *Store) BeginAttempt(ctx context.Context, ref twofa.UserRef, now time.Ti
 // transaction takes three, pipelined on one connection: BEGIN, the lock
 // and the read; the writes, the audit chain's head and the sequence
 // numbers; the audit entries, the new head and COMMIT.
-func (s *Store) Attempt(ctx context.Context, ref twofa.UserRef, check func(u *twofa.User) (*twofa.Outcome, error)) (err error) {
+//
+// The hits are counted first, each in a transaction of its own, as Hit
+// counts them: inside the attempt's, a tenant's counter would stay locked
+// until the attempt commits, and the tenant's verifications, from every
+// replica, would commit one at a time.
+func (s *Store) Attempt(ctx context.Context, a twofa.AttemptRequest, check func(u *twofa.User, hits []int) (*twofa.Outcome, error)) (err error) {
+	ref := a.Ref
+	counts := make([]int, len(a.Hits))
+	for i, h := range a.Hits {
+		if counts[i], err = s.Hit(ctx, h.Key, h.Window, a.Now); err != nil {
+			return err
+		}
+	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: Attempt: %w", err)
@@ -104,7 +116,7 @@ func (s *Store) Attempt(ctx context.Context, ref twofa.UserRef, check func(u *tw
 	if err := errors.Join(err, br.Close()); err != nil {
 		return err
 	}
-	o, err := check(u)
+	o, err := check(u, counts)
 	if err != nil {
 		checkErr = err
 		return err

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -39,11 +40,27 @@ func (s *Store) BeginAttempt(ctx context.Context, ref twofa.UserRef, now time.Ti
 	return failures, nil
 }
 
-// Attempt makes one verification attempt in one write transaction. The
-// writer runs one transaction at a time, and other processes wait for
-// SQLite's write lock, so nothing can change the user in between.
-func (s *Store) Attempt(ctx context.Context, ref twofa.UserRef, check func(u *twofa.User) (*twofa.Outcome, error)) error {
+// Attempt makes one verification attempt in one write transaction, hits
+// included. The writer runs one transaction at a time, and other
+// processes wait for SQLite's write lock, so nothing can change the user
+// in between. The hits stand whatever becomes of the attempt (commitWith).
+func (s *Store) Attempt(ctx context.Context, a twofa.AttemptRequest, check func(u *twofa.User, hits []int) (*twofa.Outcome, error)) error {
+	ref := a.Ref
 	return s.write(ctx, func(t *wtx) error {
+		counts := make([]int, len(a.Hits))
+		for i, h := range a.Hits {
+			n, err := s.hit(t, h.Key, h.Window, a.Now)
+			if err != nil {
+				return err
+			}
+			counts[i] = n
+		}
+		refuse := func(err error) error {
+			if len(a.Hits) > 0 {
+				return commitWith{err}
+			}
+			return err
+		}
 		rows, err := t.query(userQuery, ref.Tenant, ref.User)
 		if err != nil {
 			return fmt.Errorf("sqlite: attempt: %w", err)
@@ -52,12 +69,15 @@ func (s *Store) Attempt(ctx context.Context, ref twofa.UserRef, check func(u *tw
 		if cerr := rows.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("sqlite: attempt: %w", cerr)
 		}
+		if errors.Is(err, twofa.ErrNotFound) {
+			return refuse(err)
+		}
 		if err != nil {
 			return err
 		}
-		o, err := check(u)
+		o, err := check(u, counts)
 		if err != nil {
-			return err
+			return refuse(err)
 		}
 		if a := o.Accept; a != nil {
 			st, err := step(a.Step)
@@ -69,7 +89,8 @@ func (s *Store) Attempt(ctx context.Context, ref twofa.UserRef, check func(u *tw
 				return fmt.Errorf("sqlite: accept step: %w", err)
 			}
 			if n == 0 {
-				return fmt.Errorf("device %s of %s, step %d: %w", a.DeviceID, ref, a.Step, twofa.ErrReplayed)
+				// Nothing written since the hits.
+				return refuse(fmt.Errorf("device %s of %s, step %d: %w", a.DeviceID, ref, a.Step, twofa.ErrReplayed))
 			}
 		}
 		if o.Failures != u.Failures || !o.LockedUntil.Equal(u.LockedUntil) {
@@ -186,6 +207,20 @@ func (s *Store) ReplaceBackupCodes(ctx context.Context, ref twofa.UserRef, hashe
 
 // Hit counts one event for key in the window containing now.
 func (s *Store) Hit(ctx context.Context, key string, window time.Duration, now time.Time) (int, error) {
+	var count int
+	err := s.write(ctx, func(t *wtx) error {
+		var err error
+		count, err = s.hit(t, key, window, now)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return count, nil
+}
+
+// hit counts one event for key in the window containing now, in t.
+func (s *Store) hit(t *wtx, key string, window time.Duration, now time.Time) (int, error) {
 	w := window.Microseconds()
 	if w <= 0 {
 		return 0, fmt.Errorf("sqlite: hit %q: window %v is shorter than a microsecond", key, window)
@@ -196,22 +231,16 @@ func (s *Store) Hit(ctx context.Context, key string, window time.Duration, now t
 		start -= w // floor, for times before 1970
 	}
 	var count int
-	err := s.write(ctx, func(t *wtx) error {
-		if err := t.queryRow(hitSQL, key, start, start+w).Scan(&count); err != nil {
-			return fmt.Errorf("sqlite: hit %q: %w", key, err)
+	if err := t.queryRow(hitSQL, key, start, start+w).Scan(&count); err != nil {
+		return 0, fmt.Errorf("sqlite: hit %q: %w", key, err)
+	}
+	// Ended windows are swept now and then, by whichever process gets
+	// there; the sweep uses the index on window_end.
+	last := s.lastSweep.Load()
+	if (us-last >= sweepEvery.Microseconds() || us < last) && s.lastSweep.CompareAndSwap(last, us) {
+		if _, err := t.exec(sweepSQL, us); err != nil {
+			return 0, fmt.Errorf("sqlite: sweep limits: %w", err)
 		}
-		// Ended windows are swept now and then, by whichever process
-		// gets there; the sweep uses the index on window_end.
-		last := s.lastSweep.Load()
-		if (us-last >= sweepEvery.Microseconds() || us < last) && s.lastSweep.CompareAndSwap(last, us) {
-			if _, err := t.exec(sweepSQL, us); err != nil {
-				return fmt.Errorf("sqlite: sweep limits: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
 	}
 	return count, nil
 }

@@ -377,8 +377,8 @@ func testUnlock(t *testing.T, open Opener) {
 // attemptCheck is the check of a verification as the Service makes it: it
 // accepts step if it is newer than the device's last step and otherwise
 // counts a failure, locking at the default policy's threshold.
-func attemptCheck(id string, step uint64, now time.Time) func(u *twofa.User) (*twofa.Outcome, error) {
-	return func(u *twofa.User) (*twofa.Outcome, error) {
+func attemptCheck(id string, step uint64, now time.Time) func(u *twofa.User, _ []int) (*twofa.Outcome, error) {
+	return func(u *twofa.User, _ []int) (*twofa.Outcome, error) {
 		if u.Locked(now) {
 			return nil, twofa.LockedError(u.LockedUntil)
 		}
@@ -407,7 +407,7 @@ func testAttempt(t *testing.T, open Opener) {
 		wantNoErr(t, "SetResync", s.SetResync(t.Context(), alice, d.ID, firstStep+50, at.Add(-time.Minute), nil))
 		failN(t, s, alice, 3, at)
 		var seen *twofa.User
-		err := s.Attempt(t.Context(), alice, func(u *twofa.User) (*twofa.Outcome, error) {
+		err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice}, func(u *twofa.User, _ []int) (*twofa.Outcome, error) {
 			seen = u
 			return &twofa.Outcome{
 				Accept: &twofa.StepAcceptance{DeviceID: d.ID, Step: firstStep + 7, Drift: -1, Now: at},
@@ -429,7 +429,7 @@ func testAttempt(t *testing.T, open Opener) {
 		s := openStore(t, open)
 		d := enroll(t, s, alice, "dev_a", now0)
 		until := at.Add(time.Minute)
-		err := s.Attempt(t.Context(), alice, func(u *twofa.User) (*twofa.Outcome, error) {
+		err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice}, func(u *twofa.User, _ []int) (*twofa.Outcome, error) {
 			return &twofa.Outcome{Failures: u.Failures + 7, LockedUntil: until, Events: []*twofa.AuditEvent{
 				newEvent(twofa.EventVerifyFailed, alice, ""), newEvent(twofa.EventLocked, alice, ""),
 			}}, nil
@@ -439,7 +439,7 @@ func testAttempt(t *testing.T, open Opener) {
 		wantDevice(t, "device after a failure", mustDevice(t, s, alice, d.ID), d)
 		wantLog(t, s, twofa.EventVerifyFailed, twofa.EventLocked)
 		// An outcome that changes nothing writes only its events.
-		err = s.Attempt(t.Context(), alice, func(u *twofa.User) (*twofa.Outcome, error) {
+		err = s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice}, func(u *twofa.User, _ []int) (*twofa.Outcome, error) {
 			return &twofa.Outcome{Failures: u.Failures, LockedUntil: u.LockedUntil}, nil
 		})
 		wantNoErr(t, "Attempt (no change)", err)
@@ -454,7 +454,7 @@ func testAttempt(t *testing.T, open Opener) {
 		failN(t, s, alice, 2, at)
 		mine := errors.New("the check's own error")
 		for _, want := range []error{mine, twofa.LockedError(at), twofa.ErrNotEnrolled} {
-			err := s.Attempt(t.Context(), alice, func(u *twofa.User) (*twofa.Outcome, error) { return nil, want })
+			err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice}, func(u *twofa.User, _ []int) (*twofa.Outcome, error) { return nil, want })
 			if err != want {
 				t.Errorf("Attempt = %v, want the check's %v itself", err, want)
 			}
@@ -469,7 +469,7 @@ func testAttempt(t *testing.T, open Opener) {
 		enroll(t, s, alice, "dev_a", now0)
 		for _, ref := range []twofa.UserRef{nobody, otherAlice} {
 			called := false
-			err := s.Attempt(t.Context(), ref, func(u *twofa.User) (*twofa.Outcome, error) {
+			err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: ref}, func(u *twofa.User, _ []int) (*twofa.Outcome, error) {
 				called = true
 				return &twofa.Outcome{Failures: 1}, nil
 			})
@@ -492,7 +492,7 @@ func testAttempt(t *testing.T, open Opener) {
 			id   string
 			step uint64
 		}{{d.ID, firstStep}, {d.ID, firstStep - 1}, {"dev_pending", firstStep + 1}, {"dev_unknown", firstStep + 1}} {
-			err := s.Attempt(t.Context(), alice, func(u *twofa.User) (*twofa.Outcome, error) {
+			err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice}, func(u *twofa.User, _ []int) (*twofa.Outcome, error) {
 				return &twofa.Outcome{
 					Accept:   &twofa.StepAcceptance{DeviceID: tt.id, Step: tt.step, Now: at},
 					Failures: 9, LockedUntil: at.Add(time.Hour),
@@ -506,6 +506,41 @@ func testAttempt(t *testing.T, open Opener) {
 		wantLog(t, s)
 	})
 
+	t.Run("Hits", func(t *testing.T) {
+		// The hits are counted first and given to check in order, and
+		// they stand whatever becomes of the attempt.
+		s := openStore(t, open)
+		d := enroll(t, s, alice, "dev_a", now0)
+		hits := []twofa.LimitHit{{Key: "a", Window: time.Minute}, {Key: "b", Window: time.Hour}}
+		req := func(ref twofa.UserRef) twofa.AttemptRequest {
+			return twofa.AttemptRequest{Ref: ref, Now: at, Hits: hits}
+		}
+		var seen [][]int
+		record := func(o *twofa.Outcome, err error) func(*twofa.User, []int) (*twofa.Outcome, error) {
+			return func(u *twofa.User, counts []int) (*twofa.Outcome, error) {
+				seen = append(seen, slices.Clone(counts))
+				return o, err
+			}
+		}
+		mine := errors.New("refused by the check")
+		wantErr(t, "Attempt (check refuses)", s.Attempt(t.Context(), req(alice), record(nil, mine)), mine)
+		wantErr(t, "Attempt (unknown user)", s.Attempt(t.Context(), req(nobody), record(nil, nil)), twofa.ErrNotFound)
+		replay := &twofa.Outcome{Accept: &twofa.StepAcceptance{DeviceID: d.ID, Step: firstStep, Now: at}, Failures: 3,
+			Events: []*twofa.AuditEvent{newEvent(twofa.EventVerifySucceeded, alice, d.ID)}}
+		wantErr(t, "Attempt (replayed)", s.Attempt(t.Context(), req(alice), record(replay, nil)), twofa.ErrReplayed)
+		ok := &twofa.Outcome{Accept: &twofa.StepAcceptance{DeviceID: d.ID, Step: firstStep + 1, Now: at},
+			Events: []*twofa.AuditEvent{newEvent(twofa.EventVerifySucceeded, alice, d.ID)}}
+		wantNoErr(t, "Attempt", s.Attempt(t.Context(), req(alice), record(ok, nil)))
+		if want := [][]int{{1, 1}, {3, 3}, {4, 4}}; !slices.EqualFunc(seen, want, slices.Equal) {
+			t.Errorf("check saw counts %v, want %v (the unknown user's attempt counted too)", seen, want)
+		}
+		if n, err := s.Hit(t.Context(), "a", time.Minute, at); err != nil || n != 5 {
+			t.Errorf("Hit(a) after 4 attempts = %d, %v; want 5", n, err)
+		}
+		wantFailures(t, s, alice, 0, time.Time{})
+		wantLog(t, s, twofa.EventVerifySucceeded)
+	})
+
 	// raceOne has n attempts with one code at once, as n requests would:
 	// exactly one is accepted, every other is counted, and the count is
 	// exact, because every check saw the user as the attempt before it
@@ -514,7 +549,7 @@ func testAttempt(t *testing.T, open Opener) {
 		o := openStore(t, open)
 		d := enroll(t, o, alice, "dev_a", now0)
 		errs := race(t, o, n, across, func(ctx context.Context, _ int, s twofa.Store) error {
-			return s.Attempt(ctx, alice, attemptCheck(d.ID, firstStep+1, at))
+			return s.Attempt(ctx, twofa.AttemptRequest{Ref: alice}, attemptCheck(d.ID, firstStep+1, at))
 		})
 		locked := 0
 		for i, err := range errs {
@@ -556,7 +591,7 @@ func testAttempt(t *testing.T, open Opener) {
 		const n = 24
 		seen := make([]int, n)
 		errs := race(t, o, n, true, func(ctx context.Context, i int, s twofa.Store) error {
-			return s.Attempt(ctx, alice, func(u *twofa.User) (*twofa.Outcome, error) {
+			return s.Attempt(ctx, twofa.AttemptRequest{Ref: alice}, func(u *twofa.User, _ []int) (*twofa.Outcome, error) {
 				seen[i] = u.Failures
 				return &twofa.Outcome{Failures: u.Failures + 1}, nil
 			})
