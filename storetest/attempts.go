@@ -161,6 +161,18 @@ func testBeginAttempt(t *testing.T, open Opener) {
 	})
 }
 
+// wantAccepted checks that call accepted step of alice's device d at at,
+// with the drift, forgetting any resync; that alice's failures are
+// cleared; and that the log holds the one success.
+func wantAccepted(t *testing.T, s twofa.Store, call string, d *twofa.Device, step uint64, drift int, at time.Time) {
+	t.Helper()
+	w := *d
+	w.LastStep, w.Drift, w.LastUsedAt = step, drift, at
+	wantDevice(t, "device after "+call, mustDevice(t, s, alice, d.ID), &w)
+	wantFailures(t, s, alice, 0, time.Time{})
+	wantLog(t, s, twofa.EventVerifySucceeded)
+}
+
 // accept returns a StepAcceptance of step for the device, with an event.
 func accept(ref twofa.UserRef, id string, step uint64, drift int, now time.Time, reset bool) twofa.StepAcceptance {
 	return twofa.StepAcceptance{
@@ -178,11 +190,7 @@ func testAcceptStep(t *testing.T, open Opener) {
 		wantNoErr(t, "SetResync", s.SetResync(t.Context(), alice, d.ID, firstStep+50, at.Add(-time.Minute), nil))
 		failN(t, s, alice, 5, at)
 		wantNoErr(t, "AcceptStep", s.AcceptStep(t.Context(), accept(alice, d.ID, firstStep+120, -2, at, true)))
-		w := *d
-		w.LastStep, w.Drift, w.LastUsedAt = firstStep+120, -2, at
-		wantDevice(t, "device after AcceptStep", mustDevice(t, s, alice, d.ID), &w) // resync forgotten
-		wantFailures(t, s, alice, 0, time.Time{})
-		wantLog(t, s, twofa.EventVerifySucceeded)
+		wantAccepted(t, s, "AcceptStep", d, firstStep+120, -2, at)
 	})
 
 	t.Run("KeepFailures", func(t *testing.T) {
@@ -418,11 +426,7 @@ func testAttempt(t *testing.T, open Opener) {
 		if seen == nil || seen.Failures != 3 || seen.Device(d.ID) == nil || seen.Device(d.ID).LastStep != firstStep {
 			t.Fatalf("check saw %+v, want alice with 3 failures and dev_a at step %d", seen, uint64(firstStep))
 		}
-		w := *d
-		w.LastStep, w.Drift, w.LastUsedAt = firstStep+7, -1, at
-		wantDevice(t, "device after Attempt", mustDevice(t, s, alice, d.ID), &w) // resync forgotten
-		wantFailures(t, s, alice, 0, time.Time{})
-		wantLog(t, s, twofa.EventVerifySucceeded)
+		wantAccepted(t, s, "Attempt", d, firstStep+7, -1, at)
 	})
 
 	t.Run("CountAndLock", func(t *testing.T) {
