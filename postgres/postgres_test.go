@@ -311,3 +311,76 @@ func enroll(tb testing.TB, s *postgres.Store, ref twofa.UserRef, id string, now 
 		tb.Fatalf("ActivateDevice = %v", err)
 	}
 }
+
+func TestOpen_AuditFromOneChain(t *testing.T) {
+	// A log written with one chain (migrations 1 to 3) becomes chain 0:
+	// it still verifies, new entries go to every chain, numbered after
+	// the old ones, and the whole log verifies chain by chain.
+	dsn := testDSN(t)
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), `CREATE TABLE schema_migrations (
+			version    integer PRIMARY KEY,
+			name       text NOT NULL,
+			applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range migrationFiles(t)[:3] {
+		sql, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(t.Context(), string(sql)); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if _, err := conn.Exec(t.Context(), `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, i+1, filepath.Base(f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chain := twofa.NewAuditChain([]byte("postgres migration test key 32b!"))
+	now := time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
+	var prev []byte
+	for seq := int64(1); seq <= 3; seq++ {
+		e := chain.Prepare(&twofa.AuditEvent{Time: now, Type: twofa.EventVerifyFailed, Tenant: "acme", User: "old"})
+		if err := e.Link(seq, prev); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(t.Context(), `INSERT INTO audit (seq, time, type, tenant, user_id, device, factor, reason, actor, ip, user_agent, detail, prev_hash, hash)
+			VALUES ($1, $2, $3, 'acme', 'old', '', '', '', '', '', '', '', $4, $5)`, seq, now, string(e.Type), prev, e.Hash); err != nil {
+			t.Fatal(err)
+		}
+		prev = e.Hash
+	}
+	if _, err := conn.Exec(t.Context(), `UPDATE audit_head SET seq = 3, hash = $1 WHERE id = 1`, prev); err != nil {
+		t.Fatal(err)
+	}
+
+	s := mustOpen(t, dsn)
+	for i := range 40 {
+		ref := twofa.UserRef{Tenant: "acme", User: fmt.Sprint("new", i)}
+		if err := s.AppendAudit(t.Context(), chain.Prepare(&twofa.AuditEvent{Time: now, Type: twofa.EventVerifyFailed, Tenant: ref.Tenant, User: ref.User})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := chain.Verifier()
+	for c := range s.AuditChains() {
+		es, err := s.AuditEvents(t.Context(), twofa.AuditFilter{ByChain: true, Chain: c, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			if e.User != "old" && e.Seq <= 3 {
+				t.Errorf("new entry numbered %d, among the old ones", e.Seq)
+			}
+			if !v.Next(e) {
+				t.Fatalf("chain %d: %+v", c, v.State())
+			}
+		}
+	}
+	if st := v.State(); st.Events != 43 || st.Chains < 2 {
+		t.Errorf("walk: %+v; want 43 entries over several chains", st)
+	}
+}
