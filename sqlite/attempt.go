@@ -65,7 +65,7 @@ func (s *Store) Attempt(ctx context.Context, a twofa.AttemptRequest, check func(
 		if err != nil {
 			return fmt.Errorf("sqlite: attempt: %w", err)
 		}
-		u, err := scanUser(ref, rows)
+		u, rowids, err := scanUser(ref, rows)
 		if cerr := rows.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("sqlite: attempt: %w", cerr)
 		}
@@ -84,7 +84,7 @@ func (s *Store) Attempt(ctx context.Context, a twofa.AttemptRequest, check func(
 			if err != nil {
 				return err
 			}
-			n, err := rowsAffected(t.exec(acceptStepSQL, st, a.Drift, micros(a.Now), a.DeviceID, ref.Tenant, ref.User))
+			n, err := rowsAffected(t.exec(acceptRowSQL, st, a.Drift, micros(a.Now), a.DeviceID, ref.Tenant, ref.User, rowids[a.DeviceID]))
 			if err != nil {
 				return fmt.Errorf("sqlite: accept step: %w", err)
 			}

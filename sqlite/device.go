@@ -17,7 +17,8 @@ func (s *Store) User(ctx context.Context, ref twofa.UserRef) (*twofa.User, error
 		return nil, fmt.Errorf("sqlite: user %s: %w", ref, err)
 	}
 	defer rows.Close()
-	return scanUser(ref, rows)
+	u, _, err := scanUser(ref, rows)
+	return u, err
 }
 
 // userRows is what scanUser needs of userQuery's rows: sql.Rows, or the
@@ -28,18 +29,21 @@ type userRows interface {
 	Err() error
 }
 
-// scanUser reads the user of userQuery's rows; ErrNotFound if there are none.
-func scanUser(ref twofa.UserRef, rows userRows) (*twofa.User, error) {
+// scanUser reads the user of userQuery's rows, and their devices'
+// rowids; ErrNotFound if there are none.
+func scanUser(ref twofa.UserRef, rows userRows) (*twofa.User, map[string]int64, error) {
 	var u *twofa.User
+	var rowids map[string]int64
 	for rows.Next() {
 		var (
 			failures, codes int
 			locked, created sql.NullInt64
 			d               deviceRow
+			rowid           sql.NullInt64
 		)
 		dest := append([]any{&failures, &locked, &created, &codes}, d.dest()...)
-		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("sqlite: user %s: %w", ref, err)
+		if err := rows.Scan(append(dest, &rowid)...); err != nil {
+			return nil, nil, fmt.Errorf("sqlite: user %s: %w", ref, err)
 		}
 		if u == nil {
 			u = &twofa.User{
@@ -53,15 +57,19 @@ func scanUser(ref twofa.UserRef, rows userRows) (*twofa.User, error) {
 		}
 		if d.id.Valid {
 			u.Devices = append(u.Devices, d.device())
+			if rowids == nil {
+				rowids = map[string]int64{}
+			}
+			rowids[d.id.String] = rowid.Int64
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: user %s: %w", ref, err)
+		return nil, nil, fmt.Errorf("sqlite: user %s: %w", ref, err)
 	}
 	if u == nil {
-		return nil, fmt.Errorf("user %s: %w", ref, twofa.ErrNotFound)
+		return nil, nil, fmt.Errorf("user %s: %w", ref, twofa.ErrNotFound)
 	}
-	return u, nil
+	return u, rowids, nil
 }
 
 // CreateDevice adds the pending device d, creating its user if needed.

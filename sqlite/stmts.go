@@ -21,7 +21,7 @@ const deviceCols = `id, tenant, user_id, kind, name, status, secret, key_id, alg
 const userQuery = `SELECT u.failures, u.locked_until, u.created_at,
 	(SELECT count(*) FROM backup_codes b WHERE b.tenant = u.tenant AND b.user_id = u.user_id AND b.used_at IS NULL),
 	d.id, d.tenant, d.user_id, d.kind, d.name, d.status, d.secret, d.key_id, d.algorithm, d.digits, d.period, d.t0,
-	d.last_step, d.drift, d.resync_step, d.resync_at, d.created_at, d.expires_at, d.confirmed_at, d.last_used_at
+	d.last_step, d.drift, d.resync_step, d.resync_at, d.created_at, d.expires_at, d.confirmed_at, d.last_used_at, d.rowid
 FROM users u LEFT JOIN devices d ON d.tenant = u.tenant AND d.user_id = u.user_id
 WHERE u.tenant = ? AND u.user_id = ?
 ORDER BY d.created_at, d.rowid`
@@ -39,6 +39,11 @@ const (
 	setLockSQL       = `UPDATE users SET locked_until = ? WHERE tenant = ? AND user_id = ?`
 	setAttemptsSQL   = `UPDATE users SET failures = ?, locked_until = ? WHERE tenant = ? AND user_id = ?`
 	resetFailuresSQL = `UPDATE users SET failures = 0, locked_until = NULL WHERE tenant = ? AND user_id = ?`
+	// Attempt's compare-and-set finds the row by the rowid it read, so
+	// that it does not descend the index on id too: with a million users
+	// that was one more page per verification to read and keep cached.
+	acceptRowSQL = `UPDATE devices SET last_step = ?1, drift = ?2, last_used_at = ?3, resync_step = 0, resync_at = NULL
+		WHERE rowid = ?7 AND id = ?4 AND tenant = ?5 AND user_id = ?6 AND status = 'active' AND last_step < ?1`
 	// The compare-and-set of a time step: only a newer step changes the row.
 	acceptStepSQL = `UPDATE devices SET last_step = ?1, drift = ?2, last_used_at = ?3, resync_step = 0, resync_at = NULL
 		WHERE id = ?4 AND tenant = ?5 AND user_id = ?6 AND status = 'active' AND last_step < ?1`
