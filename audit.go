@@ -4,10 +4,13 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -160,27 +163,77 @@ func (c *AuditChain) sum(e *AuditEvent) []byte {
 type ChainState struct {
 	Events int64 // entries checked
 	Chains int   // chains that hold entries
-	// Head identifies the log's end: the last entry's hash when one chain
-	// holds entries, else SHA-256 over each chain's number and last hash,
-	// in chain order. Record it elsewhere to detect truncation.
+	// Heads are each chain's last entry, in chain order. Record them
+	// elsewhere: a later walk given them (ChainVerifier.Expect) finds a
+	// log truncated behind any of them.
+	Heads []ChainHead
+	// Head is one value for the log's end: the last entry's hash when one
+	// chain holds entries, else SHA-256 over each chain's number and last
+	// hash, in chain order. It tells whether the log changed, not where.
 	Head    []byte
 	OK      bool
 	BadSeq  int64  // first entry that does not verify, when not OK
 	Problem string // what is wrong with it
 }
 
+// ChainHead is the last entry of a chain, as a walk found it.
+type ChainHead struct {
+	Chain int
+	Seq   int64
+	Hash  []byte
+}
+
+// String is "chain:seq:hash" (hash in hex), the form ParseChainHeads reads.
+func (h ChainHead) String() string { return fmt.Sprintf("%d:%d:%x", h.Chain, h.Seq, h.Hash) }
+
+// ParseChainHeads reads heads written as ChainHead.String does, separated
+// by commas.
+func ParseChainHeads(s string) ([]ChainHead, error) {
+	var hs []ChainHead
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		parts := strings.Split(f, ":")
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("audit head %q: want chain:seq:hash", f)
+		}
+		c, err1 := strconv.Atoi(parts[0])
+		seq, err2 := strconv.ParseInt(parts[1], 10, 64)
+		hash, err3 := hex.DecodeString(parts[2])
+		if err := errors.Join(err1, err2, err3); err != nil || c < 0 || seq < 1 || len(hash) != sha256.Size {
+			return nil, fmt.Errorf("audit head %q: want chain:seq:hash, a chain from 0, a seq from 1 and a 32-byte hash in hex", f)
+		}
+		hs = append(hs, ChainHead{Chain: c, Seq: seq, Hash: hash})
+	}
+	return hs, nil
+}
+
 // ChainVerifier checks audit events one by one. Each chain's entries must
 // come in Seq order; the chains may be interleaved in any way, or walked
 // one after another.
 type ChainVerifier struct {
-	c     *AuditChain
-	state ChainState
-	heads map[int]chainHead
+	c      *AuditChain
+	state  ChainState
+	heads  map[int]chainHead
+	expect map[int]ChainHead // recorded heads not yet seen
 }
 
 type chainHead struct {
 	seq  int64
 	hash []byte
+}
+
+// Expect makes the walk require the recorded heads: each must be found,
+// with its hash, or the walk fails there. Call it before the first Next.
+func (v *ChainVerifier) Expect(heads []ChainHead) {
+	v.expect = map[int]ChainHead{}
+	for _, h := range heads {
+		if old, ok := v.expect[h.Chain]; !ok || h.Seq > old.Seq {
+			v.expect[h.Chain] = h
+		}
+	}
 }
 
 // Verifier returns a ChainVerifier that starts at the beginning of the log.
@@ -209,6 +262,12 @@ func (v *ChainVerifier) Next(e *AuditEvent) bool {
 		return fail("entry %d does not link to entry %d, the one before it in chain %d: an entry between them is missing or altered", e.Seq, h.seq, e.Chain)
 	case !hmac.Equal(e.Hash, v.c.sum(e)):
 		return fail("entry %d was altered", e.Seq)
+	}
+	if x, ok := v.expect[e.Chain]; ok && e.Seq >= x.Seq {
+		if e.Seq > x.Seq || !hmac.Equal(e.Hash, x.Hash) {
+			return fail("entry %d of chain %d, recorded as a head, is missing or replaced", x.Seq, e.Chain)
+		}
+		delete(v.expect, e.Chain)
 	}
 	v.heads[e.Chain] = chainHead{seq: e.Seq, hash: e.Hash}
 	v.state.Events++
@@ -244,6 +303,21 @@ func (v *ChainVerifier) head() []byte {
 func (v *ChainVerifier) State() ChainState {
 	st := v.state
 	st.Chains, st.Head = len(v.heads), v.head()
+	for c, h := range v.heads {
+		st.Heads = append(st.Heads, ChainHead{Chain: c, Seq: h.seq, Hash: h.hash})
+	}
+	slices.SortFunc(st.Heads, func(a, b ChainHead) int { return a.Chain - b.Chain })
+	if st.OK && len(v.expect) > 0 {
+		// A recorded head not reached: the chain ends before it.
+		var first *ChainHead
+		for _, x := range v.expect {
+			if first == nil || x.Chain < first.Chain {
+				first = &x
+			}
+		}
+		st.OK, st.BadSeq = false, first.Seq
+		st.Problem = fmt.Sprintf("entry %d of chain %d, recorded as a head, is missing: the chain was truncated", first.Seq, first.Chain)
+	}
 	return st
 }
 

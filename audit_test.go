@@ -176,6 +176,42 @@ func TestChainVerifier(t *testing.T) {
 			t.Errorf("without entry %d: OK %v, head unchanged %v; want OK and another head", base[drop].Seq, st.OK, bytes.Equal(st.Head, full.Head))
 		}
 	}
+	// Recorded heads: a later walk finds a chain cut behind one of them.
+	recorded := full.Heads
+	if len(recorded) != 3 || recorded[1].Chain != 1 || recorded[1].Seq != base[10].Seq || !bytes.Equal(recorded[1].Hash, base[10].Hash) {
+		t.Fatalf("heads %v, want the last entry of each of 3 chains", recorded)
+	}
+	parsed, err := twofa.ParseChainHeads(recorded[0].String() + "," + recorded[1].String() + "," + recorded[2].String())
+	if err != nil || len(parsed) != 3 || parsed[2].Seq != recorded[2].Seq || !bytes.Equal(parsed[2].Hash, recorded[2].Hash) {
+		t.Fatalf("ParseChainHeads(String()) = %v, %v", parsed, err)
+	}
+	for _, tt := range []struct {
+		name string
+		log  []*twofa.AuditEvent
+		bad  int64
+	}{
+		{"Intact", clone(base), 0},
+		{"ChainCut", append(clone(base[:10]), clone(base[11:])...), base[10].Seq},
+		{"ChainCutDeeper", clone(base[:7]), base[9].Seq},
+	} {
+		v := c.Verifier()
+		v.Expect(recorded)
+		for _, e := range tt.log {
+			if !v.Next(e) {
+				break
+			}
+		}
+		st := v.State()
+		if st.OK != (tt.bad == 0) || st.BadSeq != tt.bad {
+			t.Errorf("%s against recorded heads: OK %v, BadSeq %d (%s); want BadSeq %d", tt.name, st.OK, st.BadSeq, st.Problem, tt.bad)
+		}
+	}
+	for _, bad := range []string{"1:2", "x:1:00", "1:0:" + strings.Repeat("00", 32), "1:1:abc", "-1:1:" + strings.Repeat("00", 32)} {
+		if _, err := twofa.ParseChainHeads(bad); err == nil {
+			t.Errorf("ParseChainHeads(%q): no error", bad)
+		}
+	}
+
 	// One chain: the head is its last hash, as before there were chains.
 	one := chainLog(t, c, 5, 1)
 	if st := verify(c, one); !st.OK || st.Chains != 1 || !bytes.Equal(st.Head, one[4].Hash) {

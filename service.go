@@ -243,7 +243,14 @@ func (s *Service) AuditEvents(ctx context.Context, f AuditFilter) ([]*AuditEvent
 
 // VerifyAudit walks the whole audit log and checks its chain.
 func (s *Service) VerifyAudit(ctx context.Context) (ChainState, error) {
-	st, _, err := s.verifyAudit(ctx, "")
+	return s.VerifyAuditAgainst(ctx, nil)
+}
+
+// VerifyAuditAgainst is VerifyAudit that also requires heads recorded by
+// an earlier walk (ChainState.Heads) to be in the log still: a log
+// truncated behind one of them fails there.
+func (s *Service) VerifyAuditAgainst(ctx context.Context, heads []ChainHead) (ChainState, error) {
+	st, _, err := s.verifyAudit(ctx, "", heads)
 	return st, err
 }
 
@@ -253,7 +260,7 @@ func (s *Service) VerifyAudit(ctx context.Context) (ChainState, error) {
 // broken entry is the tenant's. The head and other tenants' volume stay
 // with the operator (VerifyAudit).
 func (s *Service) VerifyAuditFor(ctx context.Context, tenant string) (ChainState, error) {
-	st, own, err := s.verifyAudit(ctx, tenant)
+	st, own, err := s.verifyAudit(ctx, tenant, nil)
 	if err != nil {
 		return ChainState{}, err
 	}
@@ -269,8 +276,9 @@ func (s *Service) VerifyAuditFor(ctx context.Context, tenant string) (ChainState
 
 // verifyAudit walks the chain and counts the entries of tenant; when the
 // chain breaks at an entry of another tenant, it clears BadSeq.
-func (s *Service) verifyAudit(ctx context.Context, tenant string) (ChainState, int64, error) {
+func (s *Service) verifyAudit(ctx context.Context, tenant string, heads []ChainHead) (ChainState, int64, error) {
 	v := s.chain.Verifier()
+	v.Expect(heads)
 	var own int64
 	// Chain by chain: an entry that commits while the walk goes on is
 	// either seen or after everything the walk checked in its chain.

@@ -102,10 +102,12 @@ type AttemptStore interface {
 	// the store.
 	//
 	// First it counts a.Hits, as Hit would at a.Now, and gives check their
-	// counts, in order. The hits are counted whatever becomes of the
-	// attempt, refusals and errors included; a store may count them in the
-	// attempt's transaction or just before it (one that would otherwise
-	// hold a counter's row, shared by many users, until its commit).
+	// counts, in order. The hits stay counted whatever check decides, its
+	// errors included, and when the user is unknown or the step turns out
+	// replayed; a failure of the store itself may lose them. A store may
+	// count them in the attempt's transaction or just before it (one that
+	// would otherwise hold a counter's row, shared by many users, until
+	// its commit).
 	//
 	// If check returns an error, nothing else is written and Attempt
 	// returns the error as it is. ErrNotFound, without calling check, if

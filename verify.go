@@ -37,9 +37,10 @@ type VerifyResult struct {
 // first time. It tries every active TOTP device, or, when the code has the
 // form of a backup code, the user's backup codes.
 //
-// Errors, for which nothing is counted: ErrNotEnrolled (no active factor),
-// ErrMalformedCode (a code of no factor's form; limited per user),
-// LockedError (too many failures), ErrRateLimited.
+// Errors, for which no failure is counted (the per-IP and per-tenant
+// limits count every attempt all the same): ErrNotEnrolled (no active
+// factor), ErrMalformedCode (a code of no factor's form; limited per
+// user), LockedError (too many failures), ErrRateLimited.
 //
 // A TOTP code is checked and counted in one store transaction that holds
 // the user (Store.Attempt): parallel guesses are taken one at a time, so

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"os"
 	"time"
 )
@@ -68,6 +67,9 @@ func startCheckpointer(ctx context.Context, path string, db *sql.DB, final chan<
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master`).Scan(&n); err != nil {
 		return nil, err
 	}
+	// The descriptor is closed only by Store.Close, after every
+	// connection (see checkpointer.close); if this fails, Open closes the
+	// connections and nothing holds it.
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -118,9 +120,12 @@ func (c *checkpointer) run() {
 	}
 }
 
-// close stops the goroutine and closes its connection.
+// close stops the goroutine and closes its connection. The file stays
+// open: closing a descriptor of the database drops every POSIX lock the
+// process holds on it, SQLite's too, so the Store closes it after its
+// connections (Store.Close).
 func (c *checkpointer) close() error {
 	close(c.quit)
 	<-c.stopped
-	return errors.Join(c.db.Close(), c.file.Close())
+	return c.db.Close()
 }

@@ -149,7 +149,13 @@ func (s *Store) Close() error {
 		if s.r != nil {
 			errs = append(errs, s.r.Close())
 		}
-		s.closeErr = errors.Join(append(errs, s.w.Close())...)
+		errs = append(errs, s.w.Close())
+		// Last: closing any descriptor of the file drops every POSIX lock
+		// this process holds on it, SQLite's included.
+		if s.ckpt != nil {
+			errs = append(errs, s.ckpt.file.Close())
+		}
+		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr
 }

@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+
+	msqlite "modernc.org/sqlite"
 )
 
 // Group commit.
@@ -322,7 +324,9 @@ func (t *wtx) runBatchRaw(batch []*request) {
 // is needed only to undo a function that fails after writing, which a
 // function rarely does: it checks, then writes, and a write fails only on
 // a broken constraint or I/O. A function that fails before writing leaves
-// nothing to undo. If one fails after writing, runPlain rolls the whole
+// nothing to undo, unless SQLite itself failed under it (an I/O error may
+// roll back the whole transaction, even in a read). If one fails after
+// writing, or with an error of SQLite's, runPlain rolls the whole
 // transaction back and returns false, having answered nobody, and the
 // caller runs the batch again with savepoints, each function afresh.
 func (t *wtx) runPlain(live []*request) bool {
@@ -339,7 +343,10 @@ func (t *wtx) runPlain(live []*request) bool {
 		case err == nil:
 		case errors.As(err, &cw):
 			r.err = cw.err // its changes stand all the same
-		case t.wrote:
+		case t.wrote || errors.As(err, new(*msqlite.Error)):
+			// Wrote, or SQLite failed under it: on an I/O error, say,
+			// SQLite may roll back the whole transaction even in a read,
+			// and the functions after it would run outside one.
 			t.abort()
 			for _, r := range live {
 				r.err, r.pan = nil, nil

@@ -310,8 +310,15 @@ var runAudit = subcommands("audit", "The hash-chained audit log.", []command{
 })
 
 func runAuditVerify(ctx context.Context, e *env, args []string) error {
-	return adminCmd(ctx, e, args, "twofa audit verify", nil, func(ctx context.Context, svc *twofa.Service, _ store, fs *flag.FlagSet) error {
-		st, err := svc.VerifyAudit(ctx)
+	var heads *string
+	return adminCmd(ctx, e, args, "twofa audit verify [--heads H]", func(fs *flag.FlagSet) {
+		heads = fs.String("heads", "", "`heads` printed by an earlier run (chain:seq:hash,...): fail if the log no longer reaches them")
+	}, func(ctx context.Context, svc *twofa.Service, _ store, fs *flag.FlagSet) error {
+		expect, err := twofa.ParseChainHeads(*heads)
+		if err != nil {
+			return usageError("--heads: " + err.Error())
+		}
+		st, err := svc.VerifyAuditAgainst(ctx, expect)
 		if err != nil {
 			return err
 		}
@@ -320,6 +327,12 @@ func runAuditVerify(ctx context.Context, e *env, args []string) error {
 			return exitError{code: 1}
 		}
 		fmt.Fprintf(e.stdout, "ok: %d entries in %d chain%s, head %x\n", st.Events, st.Chains, plural(st.Chains), st.Head)
+		hs := make([]string, len(st.Heads))
+		for i, h := range st.Heads {
+			hs[i] = h.String()
+		}
+		// Record this line elsewhere; give it back with --heads later.
+		fmt.Fprintf(e.stdout, "heads %s\n", strings.Join(hs, ","))
 		return nil
 	})
 }

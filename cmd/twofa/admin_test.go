@@ -73,6 +73,24 @@ func TestRun_Admin(t *testing.T) {
 		})
 	}
 
+	// audit verify prints the heads to record; given back, they verify,
+	// and heads the log never reached do not.
+	out, _, _ = runCLI(t, "", data("audit", "verify")...)
+	m := regexp.MustCompile(`(?m)^heads (0:\d+:[0-9a-f]{64})$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("audit verify printed no heads: %q", out)
+	}
+	if out, errOut, status := runCLI(t, "", data("audit", "verify", "--heads", m[1])...); status != 0 || !strings.HasPrefix(out, "ok: ") {
+		t.Errorf("audit verify --heads %s: status %d, %q %q", m[1], status, out, errOut)
+	}
+	ahead := "0:999999:" + strings.Repeat("ab", 32)
+	if out, _, status := runCLI(t, "", data("audit", "verify", "--heads", ahead)...); status != 1 || !strings.Contains(out, "truncated") {
+		t.Errorf("audit verify --heads %s: status %d, %q; want 1 and a truncated chain", ahead, status, out)
+	}
+	if _, errOut, status := runCLI(t, "", data("audit", "verify", "--heads", "0:1")...); status != 2 || !strings.Contains(errOut, "--heads") {
+		t.Errorf("audit verify --heads 0:1: status %d, %q; want a usage error", status, errOut)
+	}
+
 	// An imported secret verifies through the real service.
 	out, _, _ = runCLI(t, "", data("users", "show", "--tenant", "acme", "erin")...)
 	if !strings.Contains(out, "SHA256/8/30s") {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,7 @@ import (
 // dials again. A request is never retried: a verify is not idempotent.
 type wire struct {
 	addr    string      // host:port
+	prefix  string      // the base URL's path, before every request's
 	tls     *tls.Config // for https, else nil
 	head    []byte      // "Host: ...\r\nAuthorization: ...\r\n..." for every request
 	timeout time.Duration
@@ -61,6 +63,7 @@ func newWire(base, key string) (*wire, error) {
 		return nil, fmt.Errorf("unsupported scheme %q", u.Scheme)
 	}
 	w.addr = net.JoinHostPort(u.Hostname(), port)
+	w.prefix = strings.TrimRight(u.EscapedPath(), "/")
 	w.head = fmt.Appendf(nil, "Host: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n", u.Host, key)
 	return w, nil
 }
@@ -100,6 +103,7 @@ func (w *wire) post(ctx context.Context, path string, body []byte, header ...byt
 		}
 	}
 	w.req = append(w.req[:0], "POST "...)
+	w.req = append(w.req, w.prefix...)
 	w.req = append(w.req, path...)
 	w.req = append(w.req, " HTTP/1.1\r\n"...)
 	w.req = append(w.req, w.head...)
@@ -158,6 +162,18 @@ var errReply = errors.New("malformed HTTP reply")
 // read reads one reply into w.body and says whether the connection may
 // carry another request.
 func (w *wire) read() (status int, keep bool, err error) {
+	for {
+		status, keep, err = w.readOne()
+		// An interim reply (100 Continue, 103 Early Hints) comes before
+		// the real one.
+		if err != nil || status/100 != 1 || status == 101 {
+			return status, keep, err
+		}
+	}
+}
+
+// readOne reads one reply, interim or final.
+func (w *wire) readOne() (status int, keep bool, err error) {
 	line, err := w.r.ReadSlice('\n')
 	if err != nil {
 		return 0, false, err

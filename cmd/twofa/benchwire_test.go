@@ -152,3 +152,40 @@ func TestWireInterrupt(t *testing.T) {
 		t.Errorf("post after cancel = %v, want context.Canceled", err)
 	}
 }
+
+// TestWirePrefixAndInterim checks that wire keeps the base URL's path and
+// reads past interim replies.
+func TestWirePrefixAndInterim(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(r.URL.Path))
+	}))
+	defer srv.Close()
+	w, err := newWire(srv.URL+"/2fa/", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if status, body, err := w.post(t.Context(), "/v1/users/u/verify", nil); err != nil || status != 200 || string(body) != "/2fa/v1/users/u/verify" {
+		t.Errorf("post = %d, %q, %v; want the path under /2fa", status, body, err)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		bufio.NewReader(c).ReadString('\n')
+		c.Write([]byte("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	}()
+	w2, _ := newWire("http://"+ln.Addr().String(), "k")
+	defer w2.Close()
+	if status, body, err := w2.post(t.Context(), "/x", nil); err != nil || status != 200 || string(body) != "ok" {
+		t.Errorf("after interim replies: %d, %q, %v; want 200 ok", status, body, err)
+	}
+}
