@@ -88,47 +88,26 @@ func TestWireBadReply(t *testing.T) {
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
 	} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
+		url := rawServer(t, func(c net.Conn) {
 			bufio.NewReader(c).ReadString('\n')
 			c.Write([]byte(reply))
-			c.Close()
-		}()
-		w, _ := newWire("http://"+ln.Addr().String(), "k")
-		_, _, err = w.post(t.Context(), "/x", nil)
+		})
+		w, _ := newWire(url, "k")
+		_, _, err := w.post(t.Context(), "/x", nil)
 		if err == nil {
 			t.Errorf("reply %q: no error", reply)
 		}
 		if w.conn != nil {
 			t.Errorf("reply %q: connection kept", reply)
 		}
-		ln.Close()
 	}
 }
 
 // TestWireInterrupt checks that interrupt ends a request the server never
 // answers.
 func TestWireInterrupt(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			defer c.Close()
-			io.Copy(io.Discard, c) // never answers
-		}
-	}()
-	w, _ := newWire("http://"+ln.Addr().String(), "k")
+	url := rawServer(t, func(c net.Conn) { io.Copy(io.Discard, c) }) // never answers
+	w, _ := newWire(url, "k")
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() {
 		time.Sleep(50 * time.Millisecond)
@@ -169,23 +148,33 @@ func TestWirePrefixAndInterim(t *testing.T) {
 		t.Errorf("post = %d, %q, %v; want the path under /2fa", status, body, err)
 	}
 
+	url := rawServer(t, func(c net.Conn) {
+		bufio.NewReader(c).ReadString('\n')
+		c.Write([]byte("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	})
+	w2, _ := newWire(url, "k")
+	defer w2.Close()
+	if status, body, err := w2.post(t.Context(), "/x", nil); err != nil || status != 200 || string(body) != "ok" {
+		t.Errorf("after interim replies: %d, %q, %v; want 200 ok", status, body, err)
+	}
+}
+
+// rawServer serves one connection with serve, then closes it, and returns
+// the server's base URL.
+func rawServer(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
 		defer c.Close()
-		bufio.NewReader(c).ReadString('\n')
-		c.Write([]byte("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+		serve(c)
 	}()
-	w2, _ := newWire("http://"+ln.Addr().String(), "k")
-	defer w2.Close()
-	if status, body, err := w2.post(t.Context(), "/x", nil); err != nil || status != 200 || string(body) != "ok" {
-		t.Errorf("after interim replies: %d, %q, %v; want 200 ok", status, body, err)
-	}
+	return "http://" + ln.Addr().String()
 }
