@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 )
 
 // Backup codes are 15 characters of Crockford's base32 alphabet, 75 random
@@ -93,23 +92,6 @@ func (s *Service) backupHash(ref UserRef, norm string) []byte {
 		m.Write([]byte(f))
 	}
 	return m.Sum(nil)
-}
-
-func (s *Service) verifyBackupCode(ctx context.Context, u *User, code string, failures int, now time.Time) (*VerifyResult, error) {
-	ref := u.Ref()
-	norm, _ := normalizeBackupCode(code)
-	e := s.event(ctx, EventBackupCodeUsed, ref, "", now)
-	e.Factor = FactorBackupCode
-	// The store finds the code by its hash: a keyed hash of 75 random bits
-	// leaves nothing to learn from how long the lookup takes.
-	remaining, err := s.store.ConsumeBackupCode(ctx, ref, s.backupHash(ref, norm), now, e)
-	if errors.Is(err, ErrNotFound) {
-		return s.fail(ctx, ref, "", FactorBackupCode, ReasonInvalidCode, failures, now)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &VerifyResult{Valid: true, Factor: FactorBackupCode, BackupCodesRemaining: remaining}, nil
 }
 
 // RegenerateBackupCodes replaces the user's backup codes with a new set,

@@ -204,7 +204,7 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, ref UserRef, deviceID, 
 		res := &ConfirmResult{Reason: "invalid_code", Device: d}
 		// A hint for the person at the enrollment page; harmless here,
 		// since whoever confirms holds the secret anyway.
-		wide := otp.Window{Behind: s.policy.ResyncWindow, Ahead: s.policy.ResyncWindow}
+		wide := otp.Window{Behind: s.policy.ClockHintWindow, Ahead: s.policy.ClockHintWindow}
 		if w, err := k.Verify(code, now, wide); err == nil && w.Valid {
 			res.ClockSkew = time.Duration(w.Offset*d.Params.Period) * time.Second
 		}

@@ -13,15 +13,14 @@ type Policy struct {
 	// Window is the TOTP steps accepted around the current one (default
 	// ±1, RFC 6238 §5.2). Asymmetric windows are allowed.
 	Window otp.Window
-	// MaxDrift bounds the learned clock drift of a device, in steps beyond
-	// the window (default 2).
+	// MaxDrift bounds the learned clock drift of a device, in steps
+	// (default 2). Drift moves the window; it never widens it.
 	MaxDrift int
-	// ResyncWindow is how many steps either side a resync searches
-	// (default 20, ±10 minutes at 30 s).
-	ResyncWindow int
-	// ResyncMemory is how long the first code of a resync pair is
-	// remembered (default 5 minutes).
-	ResyncMemory time.Duration
+	// ClockHintWindow is how many steps either side the enrollment page
+	// looks for a code typed on a phone with a wrong clock, to say so
+	// (default 20, ±10 minutes at 30 s). Whoever enrolls holds the secret,
+	// so the hint tells them nothing new.
+	ClockHintWindow int
 	// ResyncPerHour limits resync attempts per user (default 5).
 	ResyncPerHour int
 
@@ -46,15 +45,24 @@ type Policy struct {
 	// HardLockAfter consecutive failures lock the user until an
 	// administrator unlocks them (default 100, NIST SP 800-63B's ceiling).
 	HardLockAfter int
+	// MaxFailuresPerDay, when above 0, is a rolling budget of failed
+	// attempts per user over any 24 hours that, unlike the consecutive
+	// count, a success does not reset (default 0: off). Spent, it refuses
+	// the user's attempts until old failures leave the 24 hours.
+	MaxFailuresPerDay int
 	// MalformedPerMinute limits malformed codes per user: they are not
 	// guesses, and do not count as failures, but are limited too
 	// (default 20).
 	MalformedPerMinute int
 
-	// VerifyPerIPPerMinute limits verifications per end-user IP address in
-	// a tenant, as the calling application reports it (default 600; 0: no
-	// limit). TenantVerifyPerMinute limits a whole tenant's verifications
-	// (default 0: no limit).
+	// VerifyPerIPPerMinute limits failed code checks per end-user IP
+	// address in a tenant, as the calling application reports it
+	// (default 600; 0: no limit). Only wrong and replayed codes count:
+	// refusals that cost an attacker nothing (a locked or unknown user,
+	// malformed input) do not spend the budget of others behind the same
+	// address. Once spent, every attempt from the address is refused
+	// until the minute ends. TenantVerifyPerMinute limits a whole
+	// tenant's attempts (default 0: no limit).
 	VerifyPerIPPerMinute  int
 	TenantVerifyPerMinute int
 }
@@ -64,8 +72,7 @@ func DefaultPolicy() Policy {
 	return Policy{
 		Window:             otp.DefaultWindow,
 		MaxDrift:           2,
-		ResyncWindow:       20,
-		ResyncMemory:       5 * time.Minute,
+		ClockHintWindow:    20,
 		ResyncPerHour:      5,
 		TOTP:               otp.Params{Algorithm: otp.SHA1, Digits: 6, Period: 30},
 		Issuer:             "twofa",
@@ -94,20 +101,22 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("policy: %w", err)
 	case t.Period > MaxPeriod:
 		return fmt.Errorf("policy: TOTP period must be at most %d seconds", MaxPeriod)
-	case p.Window.Size() < 1 || p.Window.Size()+2*p.MaxDrift > otp.MaxWindow:
-		return fmt.Errorf("policy: window must hold 1 to %d steps with drift", otp.MaxWindow)
 	case p.Window.Behind < 0 || p.Window.Ahead < 0:
 		return fmt.Errorf("policy: window must include the current step")
-	case p.MaxDrift < 0 || p.ResyncWindow < 1 || 2*p.ResyncWindow+1 > otp.MaxWindow:
-		return fmt.Errorf("policy: drift and resync window out of range")
-	case p.ResyncMemory <= 0 || p.ResyncPerHour < 1:
-		return fmt.Errorf("policy: resync memory and limit must be positive")
+	case p.Window.Size() > otp.MaxWindow || 2*p.resyncReach()+1 > otp.MaxWindow:
+		return fmt.Errorf("policy: window and drift must stay within %d steps", otp.MaxWindow)
+	case p.MaxDrift < 0 || p.ClockHintWindow < 1 || 2*p.ClockHintWindow+1 > otp.MaxWindow:
+		return fmt.Errorf("policy: drift and clock hint window out of range")
+	case p.ResyncPerHour < 1:
+		return fmt.Errorf("policy: resync limit must be positive")
 	case p.EnrollTTL <= 0 || p.MaxDevices < 1 || p.BackupCodes < 1 || p.BackupCodes > 100:
 		return fmt.Errorf("policy: enrollment TTL, device cap and backup code count must be positive (at most 100 codes)")
 	case p.LockAfter < 1 || p.LockBase <= 0 || p.LockMax < p.LockBase:
 		return fmt.Errorf("policy: lockout must start after at least 1 failure, with 0 < base <= max")
 	case p.HardLockAfter < p.LockAfter || p.HardLockAfter > 100:
 		return fmt.Errorf("policy: hard lock must come after the first lock and at most at 100 failures (NIST SP 800-63B)")
+	case p.MaxFailuresPerDay < 0:
+		return fmt.Errorf("policy: daily failure budget must not be negative (0: off)")
 	case p.MalformedPerMinute < 1:
 		return fmt.Errorf("policy: malformed-code limit must be positive")
 	case p.VerifyPerIPPerMinute < 0 || p.TenantVerifyPerMinute < 0:
@@ -135,15 +144,12 @@ func (p Policy) LockUntil(failures int, now time.Time) time.Time {
 }
 
 // windowFor returns the TOTP window of a device with the given learned
-// drift: the policy's window, extended by the drift in its direction. The
-// base window always stays, so a phone whose clock is set right again
-// keeps working; the extension costs at most MaxDrift steps of odds.
-func (p Policy) windowFor(drift int) otp.Window {
-	w := p.Window
-	if drift > 0 {
-		w.Ahead += drift
-	} else {
-		w.Behind -= drift
-	}
-	return w
-}
+// drift: the policy's window moved by the drift, so that it accepts as
+// many steps as ever, around where the device's clock is. A device whose
+// clock is set right again after a drift of more than the window's reach
+// resyncs.
+func (p Policy) windowFor(drift int) otp.Window { return p.Window.Shift(drift) }
+
+// resyncReach is how far from the current step a resync may find a pair
+// of codes: the furthest the window reaches with the largest drift.
+func (p Policy) resyncReach() int { return p.MaxDrift + max(p.Window.Behind, p.Window.Ahead) }

@@ -175,7 +175,9 @@ func mustDevice(t *testing.T, f *fixture, ref twofa.UserRef) string {
 
 func TestService_Resync(t *testing.T) {
 	store, _ := openSQLite(t)
-	f := newFixture(t, store, nil)
+	p := twofa.DefaultPolicy()
+	p.ResyncPerHour = 8
+	f := newFixture(t, store, &p)
 	ctx := context.Background()
 	ref := twofa.UserRef{Tenant: "acme", User: "erin"}
 	_, k, _ := f.enroll(t, ref, "Token")
@@ -188,53 +190,79 @@ func TestService_Resync(t *testing.T) {
 		t.Fatal("a code 3 steps ahead verified before resync")
 	}
 	tests := []struct {
-		name       string
-		code1      string
-		code2      string
-		wantValid  bool
-		wantReason string
-		wantDrift  int
+		name      string
+		code1     string
+		code2     string
+		wantValid bool
+		wantDrift int
 	}{
-		{"NotConsecutive", at(3), at(5), false, "not_consecutive", 0},
-		{"Invalid", wrongCode(k, f.clock.Now()), at(4), false, twofa.ReasonInvalidCode, 0},
-		{"TooFar", at(8), at(9), false, "clock_too_far", 0},
-		{"Valid", at(2), at(3), true, "", 2},
+		{"NotConsecutive", at(3), at(5), false, 0},
+		{"Reversed", at(4), at(3), false, 0},
+		{"FirstWrong", wrongCode(k, f.clock.Now()), at(4), false, 0},
+		{"SecondWrong", at(3), wrongCode(k, f.clock.Now()), false, 0},
+		{"TooFar", at(8), at(9), false, 0},
+		{"Valid", at(2), at(3), true, 2},
+		{"Replayed", at(2), at(3), false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Wrong pairs are failures: unlock, so each case is judged.
+			if err := f.svc.Unlock(ctx, ref); err != nil {
+				t.Fatal(err)
+			}
 			res, err := f.svc.Resync(ctx, ref, dev, tt.code1, tt.code2)
-			if err != nil || res.Valid != tt.wantValid || res.Reason != tt.wantReason || res.Drift != tt.wantDrift {
-				t.Fatalf("got %+v, %v; want valid=%v reason=%q drift=%d", res, err, tt.wantValid, tt.wantReason, tt.wantDrift)
+			want := &twofa.ResyncResult{Valid: tt.wantValid, Drift: tt.wantDrift}
+			if err != nil || *res != *want {
+				t.Fatalf("got %+v, %v; want %+v", res, err, want)
 			}
 		})
 	}
-	// The resync burnt step +3; a step later, the phone's next code
-	// (3 ahead) verifies in the window shifted by the drift of 2.
+	// The resync burnt steps +2 and +3; a step later, the phone's next
+	// code (3 ahead) verifies in the window moved by the drift of 2.
 	if res, err := f.svc.Verify(ctx, ref, at(3)); err != nil || res.Valid {
 		t.Errorf("the resync's second code verified again: %+v, %v", res, err)
+	}
+	if res, err := f.svc.Verify(ctx, ref, at(2)); err != nil || res.Valid {
+		t.Errorf("the resync's first code verified: %+v, %v", res, err)
 	}
 	f.clock.Add(30 * time.Second)
 	if res, err := f.svc.Verify(ctx, ref, at(3)); err != nil || !res.Valid {
 		t.Errorf("code 3 steps ahead after resync: %+v, %v", res, err)
 	}
-	// Two calls: the first code is remembered for 5 minutes. (A new hour:
-	// the four resyncs above used most of this one's five.)
+
+	// Malformed codes and a missing one are refused, and counted as
+	// neither a failure nor a resync... (a new hour: the resyncs above
+	// used this one's eight).
 	f.clock.Add(time.Hour)
-	if res, err := f.svc.Resync(ctx, ref, dev, at(2), ""); err != nil || res.Reason != "first_code_saved" {
-		t.Fatalf("first code alone: %+v, %v", res, err)
+	if err := f.svc.Unlock(ctx, ref); err != nil {
+		t.Fatal(err)
 	}
-	if res, err := f.svc.Resync(ctx, ref, dev, at(3), ""); err != nil || !res.Valid {
-		t.Fatalf("second code: %+v, %v", res, err)
-	}
-	// Rate limited: 5 an hour, valid or not.
-	var err error
-	for i := 0; i < 3; i++ {
-		if _, err = f.svc.Resync(ctx, ref, dev, "000000", "000001"); err != nil {
-			t.Fatalf("resync %d of the hour: %v", i+3, err)
+	for _, c := range [][2]string{{at(0), ""}, {"", at(0)}, {"12345", at(1)}, {at(0), "١٢٣٤٥٦"}} {
+		if _, err := f.svc.Resync(ctx, ref, dev, c[0], c[1]); !errors.Is(err, twofa.ErrMalformedCode) {
+			t.Errorf("Resync(%q, %q): %v; want ErrMalformedCode", c[0], c[1], err)
 		}
 	}
-	if _, err = f.svc.Resync(ctx, ref, dev, at(2), at(3)); !errors.Is(err, twofa.ErrRateLimited) {
-		t.Errorf("6th resync in an hour: %v; want ErrRateLimited", err)
+	// ...and an unknown or pending device is not found.
+	if _, err := f.svc.Resync(ctx, ref, "dev_nope", at(0), at(1)); !errors.Is(err, twofa.ErrNotFound) {
+		t.Errorf("Resync(unknown device): %v; want ErrNotFound", err)
+	}
+	if _, err := f.svc.Resync(ctx, twofa.UserRef{Tenant: "acme", User: "nobody"}, dev, at(0), at(1)); !errors.Is(err, twofa.ErrNotFound) {
+		t.Errorf("Resync(unknown user): %v; want ErrNotFound", err)
+	}
+	// Rate limited: 8 an hour, valid or not.
+	if res, err := f.svc.Resync(ctx, ref, dev, at(2), at(3)); err != nil || !res.Valid {
+		t.Fatalf("resync 1 of the hour: %+v, %v", res, err)
+	}
+	for i := 0; i < 7; i++ {
+		if i == 4 {
+			f.svc.Unlock(ctx, ref)
+		}
+		if _, err := f.svc.Resync(ctx, ref, dev, "000000", "000001"); err != nil {
+			t.Fatalf("resync %d of the hour: %v", i+2, err)
+		}
+	}
+	if _, err := f.svc.Resync(ctx, ref, dev, at(4), at(5)); !errors.Is(err, twofa.ErrRateLimited) {
+		t.Errorf("9th resync in an hour: %v; want ErrRateLimited", err)
 	}
 }
 

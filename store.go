@@ -80,106 +80,138 @@ type Activation struct {
 	IssueEvent  *AuditEvent // backup codes issued; appended only when they are
 }
 
-// AttemptStore counts attempts, accepts time steps and locks users out.
+// AttemptStore makes attempts on a user's factors: the one path by which
+// every factor is checked, counted, locked and audited.
 type AttemptStore interface {
-	// BeginAttempt counts one attempt for the user before it is checked, so
-	// that parallel guesses cannot outrun the lockout. If the user is locked
-	// at now it returns a LockedError with LockedUntil and counts nothing.
-	// Otherwise it increments the consecutive failure count and sets the
-	// lock to lockUntil(newCount, now) when that is after now, which a
-	// successful check then clears (AcceptStep, ConsumeBackupCode). It
-	// returns the new count. ErrNotFound if the user is unknown.
-	BeginAttempt(ctx context.Context, ref UserRef, now time.Time, lockUntil func(failures int, now time.Time) time.Time) (failures int, err error)
-
-	// Attempt makes one verification attempt for the user, atomically: in
-	// one transaction that holds the user against every other attempt and
-	// every other change to their failure count, from any process, it reads
-	// the user as User would, calls check with them, and writes the Outcome
-	// check returns. So an attempt is checked and counted in one step, and
-	// parallel guesses are taken one at a time and cannot outrun the
-	// lockout. check runs while the store holds the user (and, in an
-	// embedded store, every writer): it must be quick and must not call
-	// the store.
+	// Attempt makes one attempt on the user's factors, atomically: in one
+	// transaction that holds the user against every other attempt and
+	// every other change to their failure count, from any process, it
+	// reads the user as User would, with the factor state a.Reads names,
+	// calls check with them, and writes the Outcome check returns. So an
+	// attempt is checked and counted in one step, and parallel guesses
+	// are taken one at a time and cannot outrun the lockout. check runs
+	// while the store holds the user (and, in an embedded store, every
+	// writer): it must be quick and must not call the store.
 	//
-	// First it counts a.Hits, as Hit would at a.Now, and gives check their
-	// counts, in order. The hits stay counted whatever check decides, its
-	// errors included, and when the user is unknown or the step turns out
-	// replayed; a failure of the store itself may lose them. A store may
-	// count them in the attempt's transaction or just before it (one that
-	// would otherwise hold a counter's row, shared by many users, until
-	// its commit).
+	// Before the check it counts a.Hits and reads a.Peeks, as Hit and
+	// Peek would at a.Now, and gives check their counts (AttemptState).
+	// The hits stay counted whatever check decides, its errors included,
+	// and when the user is unknown or an effect's condition fails; a
+	// failure of the store itself may lose them. A store may count them
+	// in the attempt's transaction or just before it (one that would
+	// otherwise hold a counter's row, shared by many users, until its
+	// commit).
 	//
 	// If check returns an error, nothing else is written and Attempt
 	// returns the error as it is. ErrNotFound, without calling check, if
-	// the user is unknown. ErrReplayed, writing nothing but the hits, if the
-	// Outcome accepts a step that is no longer newer than the device's last
-	// accepted step (a change that does not hold the user, such as a
-	// resync, accepted a step in between); trying again sees the new step.
-	Attempt(ctx context.Context, a AttemptRequest, check func(u *User, hits []int) (*Outcome, error)) error
-
-	// AcceptStep accepts a TOTP step for an active device, atomically: only
-	// if a.Step is greater than the device's LastStep (compare-and-set), it
-	// sets LastStep, Drift and LastUsedAt, forgets any pending resync, and,
-	// if a.ResetFailures, clears the user's failure count and lock.
-	// ErrReplayed, changing nothing, when the step is not newer;
-	// ErrNotFound when the device is not an active device of the user.
-	AcceptStep(ctx context.Context, a StepAcceptance) error
-
-	// SetResync remembers the first code of a resync pair for the device.
-	// ErrNotFound.
-	SetResync(ctx context.Context, ref UserRef, deviceID string, step uint64, at time.Time, e *AuditEvent) error
+	// the user is unknown. Otherwise the store writes the Outcome: its
+	// effects, each under its condition (see Effect); if a condition no
+	// longer holds (a change that does not hold the user, such as an
+	// enrollment's confirmation, came in between), ErrReplayed, writing
+	// nothing but the hits; trying again sees the change. Then the
+	// failure count and lock, if they changed, Outcome.Hits and the
+	// events. Attempt returns Outcome.Err once all that is committed.
+	Attempt(ctx context.Context, a AttemptRequest, check func(*AttemptState) (*Outcome, error)) error
 
 	// Unlock clears the user's failure count and lock. ErrNotFound.
 	Unlock(ctx context.Context, ref UserRef, e *AuditEvent) error
 }
 
-// StepAcceptance is a TOTP step to accept.
-type StepAcceptance struct {
-	Ref           UserRef
-	DeviceID      string
-	Step          uint64
-	Drift         int
-	Now           time.Time
-	ResetFailures bool
-	Event         *AuditEvent
-}
-
 // AttemptRequest is what AttemptStore.Attempt needs besides the check.
 type AttemptRequest struct {
-	Ref  UserRef
-	Now  time.Time  // the time the hits are counted at
-	Hits []LimitHit // rate limit counters to count first
+	Ref UserRef
+	Now time.Time // the time counters are read and counted at
+	// Hits are counted before the check, whatever it decides; Peeks are
+	// read, not counted, for limits that only some outcomes count
+	// (Outcome.Hits).
+	Hits  []LimitHit
+	Peeks []LimitHit
+	// Reads names the factor state the check needs beyond the user and
+	// their devices.
+	Reads AttemptReads
+}
+
+// AttemptReads names factor state an attempt reads in its transaction.
+// A new factor whose check needs state of its own adds a field here and
+// one to AttemptState, and each store reads it (docs/architecture.md,
+// "Adding a factor").
+type AttemptReads struct {
+	// BackupCode is the hash of a typed backup code: AttemptState's
+	// BackupCodeFound says whether the user has an unused code with it.
+	BackupCode []byte
+}
+
+// AttemptState is what an attempt's check sees, read in the attempt's
+// transaction.
+type AttemptState struct {
+	User *User
+	// Hits and Peeks are the counts of the request's limits, in order:
+	// for hits, this attempt included.
+	Hits  []int
+	Peeks []int
+	// BackupCodeFound: AttemptReads.BackupCode is an unused code of the
+	// user's.
+	BackupCodeFound bool
 }
 
 // LimitHit is one event to count, as LimitStore.Hit counts it.
 type LimitHit struct {
 	Key    string
 	Window time.Duration
+	// Buckets, when above 1, makes the window roll: counts are kept in
+	// Buckets slots of Window/Buckets each, and a count is the sum of the
+	// last Buckets slots, so that old events leave the count a slot at a
+	// time rather than all at once at the end of a fixed window.
+	Buckets int
 }
 
-// Outcome is what one verification attempt changes (AttemptStore.Attempt).
+// Outcome is what one attempt changes (AttemptStore.Attempt).
 type Outcome struct {
-	// Accept, when set, is a TOTP step to accept, as AcceptStep would, but
-	// inside the attempt's transaction; its Ref, ResetFailures and Event
-	// are ignored. Nil when no step is accepted.
-	Accept *StepAcceptance
+	// Effects change factor state, each under its condition.
+	Effects []Effect
 	// Failures and LockedUntil are the user's consecutive failure count and
 	// lock after the attempt; the store writes them only if they changed.
 	Failures    int
 	LockedUntil time.Time
+	// Hits are counted with the outcome, for limits that count only some
+	// outcomes (AttemptRequest.Peeks).
+	Hits []LimitHit
 	// Events are appended to the audit log in the attempt's transaction.
 	Events []*AuditEvent
+	// Err, when set, is the attempt's answer, returned by Attempt once the
+	// rest of the outcome is written: a refusal that still counts.
+	Err error
 }
 
-// BackupCodeStore keeps hashed backup codes.
-type BackupCodeStore interface {
-	// ConsumeBackupCode spends the user's unused backup code with this
-	// hash, atomically: of any number of concurrent calls with one code,
-	// exactly one succeeds. It clears the user's failure count and lock and
-	// returns how many unused codes remain. ErrNotFound when no unused code
-	// has the hash.
-	ConsumeBackupCode(ctx context.Context, ref UserRef, hash []byte, now time.Time, e *AuditEvent) (remaining int, err error)
+// Effect is a change of factor state that an attempt's outcome makes,
+// under a condition that the store checks as it writes (a
+// compare-and-set): the second line of defence behind the user's lock.
+// The effects are AcceptStep and SpendBackupCode; a new factor adds its
+// own, and each store writes it.
+type Effect interface{ effect() }
 
+// AcceptStep accepts a TOTP step of an active device: LastStep becomes
+// Step, burning it and every earlier step, with the learned Drift and
+// LastUsedAt = the attempt's Now. Condition: the device is an active
+// device of the user and Step is greater than its LastStep.
+type AcceptStep struct {
+	DeviceID string
+	Step     uint64
+	Drift    int
+}
+
+// SpendBackupCode marks the user's backup code with this hash used at the
+// attempt's Now. Condition: it is unused.
+type SpendBackupCode struct {
+	Hash []byte
+}
+
+func (AcceptStep) effect()      {}
+func (SpendBackupCode) effect() {}
+
+// BackupCodeStore keeps hashed backup codes. They are spent by an
+// attempt (SpendBackupCode).
+type BackupCodeStore interface {
 	// ReplaceBackupCodes replaces all of the user's backup codes, used or
 	// not, with a new set. ErrNotFound if the user is unknown.
 	ReplaceBackupCodes(ctx context.Context, ref UserRef, hashes [][]byte, now time.Time, e *AuditEvent) error

@@ -110,10 +110,6 @@ type Device struct {
 	LastStep uint64
 	Drift    int
 
-	// ResyncStep and ResyncAt remember the first code of a resync pair.
-	ResyncStep uint64
-	ResyncAt   time.Time
-
 	CreatedAt   time.Time
 	ExpiresAt   time.Time // pending devices only
 	ConfirmedAt time.Time

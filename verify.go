@@ -37,109 +37,316 @@ type VerifyResult struct {
 // first time. It tries every active TOTP device, or, when the code has the
 // form of a backup code, the user's backup codes.
 //
-// Errors, for which no failure is counted (the per-IP and per-tenant
-// limits count every attempt all the same): ErrNotEnrolled (no active
+// Errors, for which no failure is counted: ErrNotEnrolled (no active
 // factor), ErrMalformedCode (a code of no factor's form; limited per
 // user), LockedError (too many failures), ErrRateLimited.
 //
-// A TOTP code is checked and counted in one store transaction that holds
-// the user (Store.Attempt): parallel guesses are taken one at a time, so
-// they cannot outrun the lockout, and a time step is accepted only if it
-// is newer than the device's last accepted step, so of any number of
-// concurrent requests with one code, in any number of processes, exactly
-// one is valid. A backup code is counted as a failure before it is
-// checked, and spent with a compare-and-set.
+// Every code is checked and counted in one store transaction that holds
+// the user (Service.attempt): parallel guesses are taken one at a time, so
+// they cannot outrun the lockout; a TOTP step is accepted only if it is
+// newer than the device's last accepted step, and a backup code only if
+// unused, so of any number of concurrent requests with one code, in any
+// number of processes, exactly one is valid.
 func (s *Service) Verify(ctx context.Context, ref UserRef, code string) (*VerifyResult, error) {
 	if err := ref.Validate(); err != nil {
 		return nil, err
 	}
-	now := s.now()
-	limits := s.verifyLimits(ctx, ref)
-	if _, ok := normalizeBackupCode(code); ok {
-		if err := s.applyLimits(ctx, limits, now); err != nil {
-			return nil, err
-		}
-		return s.verifyBackup(ctx, ref, code, now)
+	v, err := s.attempt(ctx, ref, codeAttempt{code: code})
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrNotEnrolled
 	}
-	// A step that another change (a resync) accepted between the read and
-	// the write makes the store answer ErrReplayed, changing nothing but
-	// the limits' counts; the next try sees it, and counts nothing again.
-	// Twice in a row would take two such changes.
-	for try := 0; ; try++ {
-		res, err := s.verifyTOTP(ctx, ref, code, now, limits)
-		if errors.Is(err, ErrReplayed) && try < 2 {
-			limits = nil
-			continue
-		}
-		return res, err
+	if err != nil {
+		return nil, err
 	}
+	return v.result(), nil
 }
 
-// malformedError carries a malformed code's error out of an attempt.
+// A factorAttempt is the part of an attempt that one factor knows: what
+// state it reads, and how it judges the user's input. Service.attempt
+// runs it inside the store's transaction, with everything every factor
+// shares around it: limits, lockout, counting, audit.
+type factorAttempt interface {
+	// reads names the state the check needs beyond the user and devices.
+	reads(s *Service, ref UserRef) AttemptReads
+	// limits are this factor's limits on judged attempts: attempts that
+	// reach judge, valid or not, count; refusals do not.
+	limits(s *Service, ref UserRef) []limit
+	// form refuses input of no acceptable form, for which no failure is
+	// counted (the malformed-input limit counts it instead), and any
+	// other error that is not a guess (ErrNotEnrolled, ErrNotFound).
+	form(s *Service, u *User) error
+	// judge decides a well-formed guess by a user who is not locked.
+	judge(s *Service, st *AttemptState, now time.Time) (*verdict, error)
+}
+
+// verdict is a factor's judgement of one guess.
+type verdict struct {
+	valid   bool
+	factor  string
+	device  string
+	reason  string   // when not valid: ReasonInvalidCode or ReasonReplayed
+	effects []Effect // when valid
+	// ok and failed are the audit events of a success and a failure; a
+	// failure with reason replayed is EventReplayRejected.
+	ok, failed EventType
+	detail     string // of the success event
+	remaining  int    // backup codes left after this
+	drift      int    // the drift a resync learned
+	// lockedUntil is set when this failure locked the user.
+	lockedUntil time.Time
+}
+
+func (v *verdict) result() *VerifyResult {
+	if !v.valid {
+		return &VerifyResult{Reason: v.reason, LockedUntil: v.lockedUntil}
+	}
+	return &VerifyResult{Valid: true, Factor: v.factor, Device: v.device, BackupCodesRemaining: v.remaining}
+}
+
+// limit is a limit on attempts: at most max in window under key.
+type limit struct {
+	LimitHit
+	what string
+	max  int
+}
+
+func (l limit) refusal(now time.Time) error {
+	start, _, _, err := l.Slot(now)
+	until := now.Add(l.Window)
+	if err == nil {
+		// The next slot boundary: the earliest the count can fall.
+		until = time.UnixMicro(start).Add(l.Window / time.Duration(max(l.Buckets, 1)))
+	}
+	return RateLimitedError(l.what, until)
+}
+
+func hitsOf(ls []limit) []LimitHit {
+	hs := make([]LimitHit, len(ls))
+	for i, l := range ls {
+		hs[i] = l.LimitHit
+	}
+	return hs
+}
+
+// attemptLimits are the limits of one attempt. Only the tenant's are
+// counted before the check, whatever it decides; the others are read
+// before it and counted with the outcomes they limit, so that a refusal
+// that costs nothing (a locked user, malformed input) spends no budget.
+type attemptLimits struct {
+	counted   []limit // counted before the check
+	perIP     *limit  // failed code checks from the end user's address
+	daily     *limit  // the user's rolling failure budget
+	malform   limit   // the user's malformed input
+	judged    []limit // the factor's, on judged attempts
+	peeks     []limit // perIP, daily, malform and judged, in order, when set
+	ipPeek    int     // index in peeks, or -1
+	dayPeek   int
+	formPeek  int
+	judgePeek int
+}
+
+// limitsFor returns the limits of an attempt on ref.
+func (s *Service) limitsFor(ctx context.Context, ref UserRef, f factorAttempt) *attemptLimits {
+	p := s.policy
+	l := &attemptLimits{ipPeek: -1, dayPeek: -1}
+	if n := p.TenantVerifyPerMinute; n > 0 {
+		l.counted = append(l.counted, limit{LimitHit{Key: "verify-tenant:" + ref.Tenant, Window: time.Minute}, "attempts for this tenant", n})
+	}
+	// The IP is the end user's, as the calling application reports it:
+	// every request of a tenant comes from its servers, so their address
+	// would limit everyone.
+	if ip := MetaFrom(ctx).IP; ip != "" && p.VerifyPerIPPerMinute > 0 {
+		l.perIP = &limit{LimitHit{Key: "verify-ip:" + ref.Tenant + ":" + ip, Window: time.Minute}, "failed attempts from this IP address", p.VerifyPerIPPerMinute}
+		l.ipPeek = len(l.peeks)
+		l.peeks = append(l.peeks, *l.perIP)
+	}
+	if n := p.MaxFailuresPerDay; n > 0 {
+		l.daily = &limit{LimitHit{Key: "fail-day:" + ref.String(), Window: 24 * time.Hour, Buckets: 24}, "failed attempts today", n}
+		l.dayPeek = len(l.peeks)
+		l.peeks = append(l.peeks, *l.daily)
+	}
+	l.malform = limit{LimitHit{Key: "malformed:" + ref.String(), Window: time.Minute}, "malformed codes", p.MalformedPerMinute}
+	l.formPeek = len(l.peeks)
+	l.peeks = append(l.peeks, l.malform)
+	l.judged = f.limits(s, ref)
+	l.judgePeek = len(l.peeks)
+	l.peeks = append(l.peeks, l.judged...)
+	return l
+}
+
+// malformedError marks a refusal that the malformed-input limit counts.
 type malformedError struct{ err error }
 
 func (e *malformedError) Error() string { return e.err.Error() }
+func (e *malformedError) Unwrap() error { return e.err }
 
-// verifyTOTP makes one attempt with a code of no backup code's form.
-func (s *Service) verifyTOTP(ctx context.Context, ref UserRef, code string, now time.Time, limits []verifyLimit) (*VerifyResult, error) {
-	var res *VerifyResult
-	a := AttemptRequest{Ref: ref, Now: now}
-	for _, l := range limits {
-		a.Hits = append(a.Hits, LimitHit{Key: l.key, Window: time.Minute})
-	}
-	err := s.store.Attempt(ctx, a, func(u *User, counts []int) (*Outcome, error) {
-		for i, l := range limits {
-			if counts[i] > l.max {
-				return nil, l.refusal(now)
+// attempt makes one attempt through the one attempt path: the store's
+// Attempt reads the user and the factor's state and holds the user while
+// the check below refuses the attempt (limits, malformed input, lock) or
+// has the factor judge it, and then writes what the judgement changes,
+// the failure count and lock, the limits' counts and the audit events,
+// in the same transaction. Every factor's guesses go through here, so
+// none can be guessed outside the lockout.
+func (s *Service) attempt(ctx context.Context, ref UserRef, f factorAttempt) (*verdict, error) {
+	now := s.now()
+	lim := s.limitsFor(ctx, ref, f)
+	req := AttemptRequest{Ref: ref, Now: now, Hits: hitsOf(lim.counted), Peeks: hitsOf(lim.peeks), Reads: f.reads(s, ref)}
+	counted := lim.counted
+	// An effect whose condition failed (a change that does not hold the
+	// user came in between) makes the store answer ErrReplayed, writing
+	// nothing but the hits; the next try sees the change and counts the
+	// hits no more. Three such changes in a row would be needed to fail.
+	for try := 0; ; try++ {
+		var v *verdict
+		err := s.store.Attempt(ctx, req, func(st *AttemptState) (*Outcome, error) {
+			for i, l := range counted {
+				if st.Hits[i] > l.max {
+					return nil, l.refusal(now)
+				}
 			}
+			if lim.perIP != nil && st.Peeks[lim.ipPeek] >= lim.perIP.max {
+				return nil, lim.perIP.refusal(now)
+			}
+			if err := f.form(s, st.User); err != nil {
+				var me *malformedError
+				if !errors.As(err, &me) {
+					return nil, err
+				}
+				if st.Peeks[lim.formPeek] >= lim.malform.max {
+					return nil, lim.malform.refusal(now)
+				}
+				return &Outcome{Failures: st.User.Failures, LockedUntil: st.User.LockedUntil, Hits: []LimitHit{lim.malform.LimitHit}, Err: me.err}, nil
+			}
+			u := st.User
+			if u.Locked(now) {
+				return nil, LockedError(u.LockedUntil)
+			}
+			for i, l := range lim.judged {
+				if st.Peeks[lim.judgePeek+i] >= l.max {
+					return nil, l.refusal(now)
+				}
+			}
+			if lim.daily != nil && st.Peeks[lim.dayPeek] >= lim.daily.max {
+				until := lim.daily.refusal(now).(*Error).Until
+				return nil, &Error{Code: ERATELIMITED, Reason: ErrLocked.Reason, Until: until,
+					Message: "too many failed attempts today: locked until " + until.UTC().Format(time.RFC3339)}
+			}
+			var err error
+			if v, err = f.judge(s, st, now); err != nil {
+				return nil, err
+			}
+			if v.valid {
+				e := s.event(ctx, v.ok, ref, v.device, now)
+				e.Factor, e.Detail = v.factor, v.detail
+				return &Outcome{Effects: v.effects, Hits: hitsOf(lim.judged), Events: []*AuditEvent{e}}, nil
+			}
+			o := s.failure(ctx, ref, v, st, lim, now)
+			o.Hits = append(o.Hits, hitsOf(lim.judged)...)
+			return o, nil
+		})
+		if errors.Is(err, ErrReplayed) && try < 2 {
+			req.Hits, counted = nil, nil
+			continue
 		}
-		devices := u.ActiveDevices()
-		if len(devices) == 0 && u.BackupCodes == 0 {
-			return nil, ErrNotEnrolled
-		}
-		if _, err := classify(code, devices); err != nil {
-			return nil, &malformedError{err}
-		}
-		if u.Locked(now) {
-			return nil, LockedError(u.LockedUntil)
-		}
-		match, m, err := s.matchTOTP(devices, code, now)
 		if err != nil {
 			return nil, err
 		}
-		if match != nil && m.Step > match.LastStep {
-			e := s.event(ctx, EventVerifySucceeded, ref, match.ID, now)
-			e.Factor = FactorTOTP
-			e.Detail = fmt.Sprintf("step offset %+d", m.Offset)
-			res = &VerifyResult{Valid: true, Factor: FactorTOTP, Device: match.ID, BackupCodesRemaining: u.BackupCodes}
-			return &Outcome{
-				Accept: &StepAcceptance{DeviceID: match.ID, Step: m.Step, Drift: clampDrift(m.Offset, s.policy.MaxDrift), Now: now},
-				Events: []*AuditEvent{e},
-			}, nil
+		if !v.lockedUntil.IsZero() {
+			s.log.WarnContext(ctx, "user locked out", "tenant", ref.Tenant, "user", ref.User, "until", v.lockedUntil)
 		}
-		reason, device := ReasonInvalidCode, ""
-		if match != nil {
-			reason, device = ReasonReplayed, match.ID
+		return v, nil
+	}
+}
+
+// failure returns the outcome of a failed guess: one more consecutive
+// failure, the lock it brings, the limits that count failures, and the
+// audit events: the failure and, if it locks the user, the lock.
+func (s *Service) failure(ctx context.Context, ref UserRef, v *verdict, st *AttemptState, lim *attemptLimits, now time.Time) *Outcome {
+	u := st.User
+	n := u.Failures + 1
+	t := v.failed
+	if v.reason == ReasonReplayed {
+		t = EventReplayRejected
+	}
+	e := s.event(ctx, t, ref, v.device, now)
+	e.Factor, e.Reason, e.Detail = v.factor, v.reason, fmt.Sprintf("%d consecutive failure%s", n, plural(n))
+	o := &Outcome{Failures: n, LockedUntil: u.LockedUntil, Events: []*AuditEvent{e}}
+	if until := s.policy.LockUntil(n, now); !until.IsZero() {
+		o.LockedUntil, v.lockedUntil = until, until
+		l := s.event(ctx, EventLocked, ref, "", now)
+		l.Detail = fmt.Sprintf("after %d consecutive failures, until %s", n, until.UTC().Format(time.RFC3339))
+		o.Events = append(o.Events, l)
+	}
+	if lim.perIP != nil {
+		o.Hits = append(o.Hits, lim.perIP.LimitHit)
+	}
+	if lim.daily != nil {
+		o.Hits = append(o.Hits, lim.daily.LimitHit)
+		if spent := st.Peeks[lim.dayPeek] + 1; spent >= lim.daily.max {
+			until := lim.daily.refusal(now).(*Error).Until
+			if v.lockedUntil.Before(until) {
+				v.lockedUntil = until
+			}
+			l := s.event(ctx, EventLocked, ref, "", now)
+			l.Detail = fmt.Sprintf("daily failure budget of %d spent", lim.daily.max)
+			o.Events = append(o.Events, l)
 		}
-		var events []*AuditEvent
-		res, events = s.failure(ctx, ref, device, FactorTOTP, reason, u.Failures+1, now)
-		o := &Outcome{Failures: u.Failures + 1, LockedUntil: u.LockedUntil, Events: events}
-		if !res.LockedUntil.IsZero() {
-			o.LockedUntil = res.LockedUntil
+	}
+	return o
+}
+
+// codeAttempt is a code typed for Verify: a TOTP code of one of the
+// user's devices, or a backup code.
+type codeAttempt struct{ code string }
+
+func (c codeAttempt) backup() (string, bool) { return normalizeBackupCode(c.code) }
+
+func (c codeAttempt) reads(s *Service, ref UserRef) AttemptReads {
+	if norm, ok := c.backup(); ok {
+		// The store finds the code by its hash: a keyed hash of 75 random
+		// bits leaves nothing to learn from how long the lookup takes.
+		return AttemptReads{BackupCode: s.backupHash(ref, norm)}
+	}
+	return AttemptReads{}
+}
+
+func (codeAttempt) limits(*Service, UserRef) []limit { return nil }
+
+func (c codeAttempt) form(_ *Service, u *User) error {
+	devices := u.ActiveDevices()
+	if len(devices) == 0 && u.BackupCodes == 0 {
+		return ErrNotEnrolled
+	}
+	if _, err := classify(c.code, devices); err != nil {
+		return &malformedError{err}
+	}
+	return nil
+}
+
+func (c codeAttempt) judge(s *Service, st *AttemptState, now time.Time) (*verdict, error) {
+	u := st.User
+	if norm, ok := c.backup(); ok {
+		v := &verdict{factor: FactorBackupCode, ok: EventBackupCodeUsed, failed: EventVerifyFailed, reason: ReasonInvalidCode}
+		if st.BackupCodeFound {
+			v.valid, v.remaining = true, u.BackupCodes-1
+			v.effects = []Effect{SpendBackupCode{Hash: s.backupHash(u.Ref(), norm)}}
 		}
-		return o, nil
-	})
-	var me *malformedError
-	switch {
-	case errors.As(err, &me):
-		return nil, s.refuseMalformed(ctx, ref, now, me.err)
-	case errors.Is(err, ErrNotFound):
-		return nil, ErrNotEnrolled
-	case err != nil:
+		return v, nil
+	}
+	match, m, err := s.matchTOTP(u.ActiveDevices(), c.code, now)
+	if err != nil {
 		return nil, err
 	}
-	s.logLock(ctx, ref, res)
-	return res, nil
+	v := &verdict{factor: FactorTOTP, ok: EventVerifySucceeded, failed: EventVerifyFailed, reason: ReasonInvalidCode, remaining: u.BackupCodes}
+	switch {
+	case match != nil && m.Step > match.LastStep:
+		v.valid, v.device = true, match.ID
+		v.detail = fmt.Sprintf("step offset %+d", m.Offset)
+		v.effects = []Effect{AcceptStep{DeviceID: match.ID, Step: m.Step, Drift: clampDrift(m.Offset, s.policy.MaxDrift)}}
+	case match != nil:
+		v.reason, v.device = ReasonReplayed, match.ID
+	}
+	return v, nil
 }
 
 // matchTOTP checks code against every TOTP device, with no early exit, so
@@ -165,28 +372,6 @@ func (s *Service) matchTOTP(devices []*Device, code string, now time.Time) (matc
 	return match, m, nil
 }
 
-// verifyBackup makes one attempt with a code of a backup code's form.
-func (s *Service) verifyBackup(ctx context.Context, ref UserRef, code string, now time.Time) (*VerifyResult, error) {
-	u, err := s.store.User(ctx, ref)
-	if errors.Is(err, ErrNotFound) {
-		return nil, ErrNotEnrolled
-	}
-	if err != nil {
-		return nil, err
-	}
-	if len(u.ActiveDevices()) == 0 && u.BackupCodes == 0 {
-		return nil, ErrNotEnrolled
-	}
-	if u.Locked(now) {
-		return nil, LockedError(u.LockedUntil)
-	}
-	failures, err := s.store.BeginAttempt(ctx, ref, now, s.policy.LockUntil)
-	if err != nil {
-		return nil, err
-	}
-	return s.verifyBackupCode(ctx, u, code, failures, now)
-}
-
 // classify tells which factor a code has the form of: a TOTP code of some
 // active device's length, or a backup code.
 func classify(code string, devices []*Device) (string, error) {
@@ -209,209 +394,89 @@ func classify(code string, devices []*Device) (string, error) {
 	return "", malformed(first)
 }
 
-// verifyLimit is one of the limits on verifications: at most max a
-// minute under key.
-type verifyLimit struct {
-	key, what string
-	max       int
+// clampDrift bounds a learned drift to MaxDrift steps either way.
+func clampDrift(offset, bound int) int {
+	return max(-bound, min(bound, offset))
 }
 
-func (l verifyLimit) refusal(now time.Time) error {
-	return RateLimitedError(l.what, now.Truncate(time.Minute).Add(time.Minute))
+// ResyncResult is the outcome of a resync: valid or not, and nothing in
+// between, so that a resync tells a guesser no more than a verification.
+type ResyncResult struct {
+	Valid bool
+	Drift int // the device's learned drift in steps, when valid
+	// LockedUntil is set when this failure locked the user.
+	LockedUntil time.Time
 }
 
-// verifyLimits returns the per-tenant and per-IP limits that apply. The
-// IP is the end user's, as the calling application reports it: every
-// request of a tenant comes from its servers, so their address would
-// limit everyone.
-func (s *Service) verifyLimits(ctx context.Context, ref UserRef) []verifyLimit {
-	var ls []verifyLimit
-	if n := s.policy.TenantVerifyPerMinute; n > 0 {
-		ls = append(ls, verifyLimit{"verify-tenant:" + ref.Tenant, "verifications for this tenant", n})
+// Resync relearns a device's clock drift from two consecutive codes typed
+// from it, code1 then code2, found up to Policy.MaxDrift steps beyond the
+// window either way. It is an attempt like Verify, through the same path:
+// a wrong pair is a failed attempt (the same count, lock, backoff, hard
+// lock and limits), refused while the user is locked, and a valid pair
+// burns both steps and clears the failures, as a valid code does. Resync
+// is also limited per user (Policy.ResyncPerHour).
+//
+// The answer is valid or invalid: whether one of the codes matched, or
+// how far off the clock is, stays unsaid, since either would make resync
+// a better guessing oracle than Verify. Errors: ErrNotFound (no such
+// active TOTP device), ErrMalformedCode, LockedError, ErrRateLimited.
+func (s *Service) Resync(ctx context.Context, ref UserRef, deviceID, code1, code2 string) (*ResyncResult, error) {
+	if err := ref.Validate(); err != nil {
+		return nil, err
 	}
-	if ip := MetaFrom(ctx).IP; ip != "" && s.policy.VerifyPerIPPerMinute > 0 {
-		ls = append(ls, verifyLimit{"verify-ip:" + ref.Tenant + ":" + ip, "verifications from this IP address", s.policy.VerifyPerIPPerMinute})
+	v, err := s.attempt(ctx, ref, resyncAttempt{device: deviceID, code1: code1, code2: code2})
+	if err != nil {
+		return nil, err
 	}
-	return ls
+	return &ResyncResult{Valid: v.valid, Drift: v.drift, LockedUntil: v.lockedUntil}, nil
 }
 
-// applyLimits counts an attempt against each limit and refuses it if one
-// is exceeded.
-func (s *Service) applyLimits(ctx context.Context, limits []verifyLimit, now time.Time) error {
-	for _, l := range limits {
-		n, err := s.store.Hit(ctx, l.key, time.Minute, now)
-		if err != nil {
-			return err
-		}
-		if n > l.max {
-			return l.refusal(now)
+// resyncAttempt is a pair of consecutive codes typed for Resync.
+type resyncAttempt struct{ device, code1, code2 string }
+
+func (resyncAttempt) reads(*Service, UserRef) AttemptReads { return AttemptReads{} }
+
+func (resyncAttempt) limits(s *Service, ref UserRef) []limit {
+	return []limit{{LimitHit{Key: "resync:" + ref.String(), Window: time.Hour}, "resync attempts", s.policy.ResyncPerHour}}
+}
+
+func (r resyncAttempt) form(_ *Service, u *User) error {
+	d := u.Device(r.device)
+	if d == nil || d.Status != StatusActive || d.Kind != KindTOTP {
+		return fmt.Errorf("no active TOTP device %q: %w", r.device, ErrNotFound)
+	}
+	for _, c := range []string{r.code1, r.code2} {
+		if _, err := otp.ParseCode(c, d.Params.Digits); err != nil {
+			return &malformedError{malformed(err)}
 		}
 	}
 	return nil
 }
 
-// refuseMalformed records a malformed code against the user's limit.
-// Malformed input is not a guess, so it is not a failure, but an
-// unbounded stream of it would still cost us work and log space.
-func (s *Service) refuseMalformed(ctx context.Context, ref UserRef, now time.Time, err error) error {
-	n, herr := s.store.Hit(ctx, "malformed:"+ref.String(), time.Minute, now)
-	if herr != nil {
-		return herr
-	}
-	if n > s.policy.MalformedPerMinute {
-		return RateLimitedError("malformed codes", now.Truncate(time.Minute).Add(time.Minute))
-	}
-	return err
-}
-
-// clampDrift bounds a learned drift: the window reaches at most MaxDrift
-// steps beyond the policy's window.
-func clampDrift(offset, bound int) int {
-	return max(-bound, min(bound, offset))
-}
-
-// fail records a failed backup code attempt (already counted by
-// BeginAttempt) and, if it locked the user, the lock.
-func (s *Service) fail(ctx context.Context, ref UserRef, device, factor, reason string, failures int, now time.Time) (*VerifyResult, error) {
-	res, events := s.failure(ctx, ref, device, factor, reason, failures, now)
-	s.audit(ctx, events...)
-	s.logLock(ctx, ref, res)
-	return res, nil
-}
-
-// failure returns the answer to the attempt that made failures
-// consecutive failures, and its audit events: the failure and, if it
-// locks the user, the lock.
-func (s *Service) failure(ctx context.Context, ref UserRef, device, factor, reason string, failures int, now time.Time) (*VerifyResult, []*AuditEvent) {
-	t := EventVerifyFailed
-	if reason == ReasonReplayed {
-		t = EventReplayRejected
-	}
-	e := s.event(ctx, t, ref, device, now)
-	e.Factor, e.Reason, e.Detail = factor, reason, fmt.Sprintf("%d consecutive failure%s", failures, plural(failures))
-	events := []*AuditEvent{e}
-	res := &VerifyResult{Reason: reason}
-	if until := s.policy.LockUntil(failures, now); !until.IsZero() {
-		res.LockedUntil = until
-		l := s.event(ctx, EventLocked, ref, "", now)
-		l.Detail = fmt.Sprintf("after %d consecutive failures, until %s", failures, until.UTC().Format(time.RFC3339))
-		events = append(events, l)
-	}
-	return res, events
-}
-
-// logLock logs a lockout that an answer reports.
-func (s *Service) logLock(ctx context.Context, ref UserRef, res *VerifyResult) {
-	if res != nil && !res.LockedUntil.IsZero() {
-		s.log.WarnContext(ctx, "user locked out", "tenant", ref.Tenant, "user", ref.User, "until", res.LockedUntil)
-	}
-}
-
-// ResyncResult is the outcome of a resync.
-type ResyncResult struct {
-	Valid  bool
-	Reason string // "invalid_code", "not_consecutive", "clock_too_far", "first_code_saved"
-	Drift  int    // the device's drift in steps, when valid
-	// ClockSkew is how far the device's clock seems off (positive: ahead).
-	ClockSkew time.Duration
-}
-
-// Resync relearns a device's clock drift from two consecutive codes,
-// searched in a wide window (Policy.ResyncWindow steps either side). Given
-// only code1, it remembers it for Policy.ResyncMemory and a later call with
-// the next code completes the pair. The accepted step is burnt like any
-// other. Resync is rate limited per user, audited, refused while the user
-// is locked, and never clears a lock or failure count.
-//
-// A drift larger than MaxDrift steps beyond the window is refused as
-// "clock_too_far": a phone that far off has a wrong clock, and the user
-// should set it to automatic time rather than have twofa follow it.
-func (s *Service) Resync(ctx context.Context, ref UserRef, deviceID, code1, code2 string) (*ResyncResult, error) {
-	u, err := s.user(ctx, ref)
-	if err != nil {
-		return nil, err
-	}
-	now := s.now()
-	d := u.Device(deviceID)
-	if d == nil || d.Status != StatusActive || d.Kind != KindTOTP {
-		return nil, fmt.Errorf("no active TOTP device %q: %w", deviceID, ErrNotFound)
-	}
-	if _, err := otp.ParseCode(code1, d.Params.Digits); err != nil {
-		return nil, malformed(err)
-	}
-	if _, err := otp.ParseCode(code2, d.Params.Digits); err != nil && code2 != "" {
-		return nil, malformed(err)
-	}
-	if u.Locked(now) {
-		return nil, LockedError(u.LockedUntil)
-	}
-	n, err := s.store.Hit(ctx, "resync:"+ref.String(), time.Hour, now)
-	if err != nil {
-		return nil, err
-	}
-	if n > s.policy.ResyncPerHour {
-		return nil, RateLimitedError("resync attempts", now.Truncate(time.Hour).Add(time.Hour))
-	}
+func (r resyncAttempt) judge(s *Service, st *AttemptState, now time.Time) (*verdict, error) {
+	d := st.User.Device(r.device)
+	v := &verdict{factor: FactorTOTP, device: d.ID, ok: EventResyncSucceeded, failed: EventResyncFailed, reason: ReasonInvalidCode}
 	k, err := s.key(d)
 	if err != nil {
 		return nil, err
 	}
-	wide := otp.Window{Behind: s.policy.ResyncWindow, Ahead: s.policy.ResyncWindow}
-	cur := d.Params.Step(now)
-	find := func(code string) (uint64, bool) {
-		m, err := k.Verify(code, now, wide)
-		return m.Step, err == nil && m.Valid && m.Step > d.LastStep
+	// The latest step that code2 matches within the reach, then code1 at
+	// the step before it: each compared in constant time over its window.
+	reach := s.policy.resyncReach()
+	m2, err := k.Verify(r.code2, now, otp.Window{Behind: reach, Ahead: reach})
+	if err != nil || !m2.Valid || m2.Step < 1 {
+		return v, nil
 	}
-	failed := func(reason string) (*ResyncResult, error) {
-		e := s.event(ctx, EventResyncFailed, ref, d.ID, now)
-		e.Factor, e.Reason = FactorTOTP, reason
-		s.audit(ctx, e)
-		return &ResyncResult{Reason: reason}, nil
+	first := m2.Step - 1
+	m1, err := k.Verify(r.code1, d.Params.StepTime(first), otp.Window{})
+	if err != nil || !m1.Valid || m1.Step != first || first <= d.LastStep {
+		return v, nil
 	}
-	first, ok := find(code1)
-	if !ok {
-		return failed(ReasonInvalidCode)
-	}
-	var second uint64
-	switch {
-	case code2 != "":
-		if second, ok = find(code2); !ok {
-			return failed(ReasonInvalidCode)
-		}
-	case !d.ResyncAt.IsZero() && now.Sub(d.ResyncAt) <= s.policy.ResyncMemory:
-		// code1 completes the pair begun earlier.
-		first, second = d.ResyncStep, first
-	default:
-		e := s.event(ctx, EventResyncStarted, ref, d.ID, now)
-		e.Factor = FactorTOTP
-		if err := s.store.SetResync(ctx, ref, d.ID, first, now, e); err != nil {
-			return nil, err
-		}
-		return &ResyncResult{Reason: "first_code_saved"}, nil
-	}
-	if second != first+1 {
-		return failed("not_consecutive")
-	}
-	offset := int(int64(second) - int64(cur))
-	skew := time.Duration(offset*d.Params.Period) * time.Second
-	if limit := s.policy.MaxDrift + max(s.policy.Window.Behind, s.policy.Window.Ahead); offset > limit || -offset > limit {
-		res, err := failed("clock_too_far")
-		if res != nil {
-			res.ClockSkew = skew
-		}
-		return res, err
-	}
-	drift := clampDrift(offset, s.policy.MaxDrift)
-	e := s.event(ctx, EventResyncSucceeded, ref, d.ID, now)
-	e.Factor, e.Detail = FactorTOTP, fmt.Sprintf("drift %+d steps", drift)
-	err = s.store.AcceptStep(ctx, StepAcceptance{Ref: ref, DeviceID: d.ID, Step: second, Drift: drift, Now: now, Event: e})
-	if errors.Is(err, ErrReplayed) {
-		return failed(ReasonReplayed)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &ResyncResult{Valid: true, Drift: drift, ClockSkew: skew}, nil
+	v.valid = true
+	v.drift = clampDrift(m2.Offset, s.policy.MaxDrift)
+	v.detail = fmt.Sprintf("drift %+d steps", v.drift)
+	v.effects = []Effect{AcceptStep{DeviceID: d.ID, Step: m2.Step, Drift: v.drift}}
+	return v, nil
 }
 
 func plural(n int) string {

@@ -68,14 +68,12 @@ type VerifyResult struct {
 	BackupCodesRemaining int `json:"backup_codes_remaining"`
 }
 
-// ResyncResult is the outcome of a resync.
+// ResyncResult is the outcome of a resync: valid or not, and nothing in
+// between (a wrong pair counts as a failed attempt, like a wrong code).
 type ResyncResult struct {
 	Valid bool
-	// Reason, when not valid: "invalid_code", "not_consecutive",
-	// "clock_too_far", "replayed", or "first_code_saved" (send the next code).
-	Reason     string
+	// DriftSteps is the device's learned drift, when valid.
 	DriftSteps int
-	ClockSkew  time.Duration // how far the phone's clock seems off (positive: ahead)
 }
 
 // User is a user's second-factor state.
@@ -183,9 +181,8 @@ func (c *Client) Verify(ctx context.Context, userID, code string) (*VerifyResult
 	return &out, nil
 }
 
-// Resync relearns the clock drift of a device from two consecutive codes.
-// With code2 empty, code1 is remembered and a later call with the next
-// code as code1 completes the pair.
+// Resync relearns the clock drift of a device from two consecutive codes
+// typed from it, code1 then code2.
 func (c *Client) Resync(ctx context.Context, userID, deviceID, code1, code2 string) (*ResyncResult, error) {
 	d, err := deviceSegment(deviceID)
 	if err != nil {
@@ -197,19 +194,16 @@ func (c *Client) Resync(ctx context.Context, userID, deviceID, code1, code2 stri
 	}
 	in := struct {
 		Code1 string `json:"code1"`
-		Code2 string `json:"code2,omitempty"`
+		Code2 string `json:"code2"`
 	}{code1, code2}
 	var out struct {
-		Valid            bool   `json:"valid"`
-		Reason           string `json:"reason"`
-		DriftSteps       int    `json:"drift_steps"`
-		ClockSkewSeconds int    `json:"clock_skew_seconds"`
+		Valid      bool `json:"valid"`
+		DriftSteps int  `json:"drift_steps"`
 	}
 	if err := c.do(ctx, "POST", p, in, &out); err != nil {
 		return nil, err
 	}
-	return &ResyncResult{Valid: out.Valid, Reason: out.Reason, DriftSteps: out.DriftSteps,
-		ClockSkew: time.Duration(out.ClockSkewSeconds) * time.Second}, nil
+	return &ResyncResult{Valid: out.Valid, DriftSteps: out.DriftSteps}, nil
 }
 
 // User returns the user's second-factor state. A user twofa has never

@@ -37,15 +37,17 @@ func benchUsers(b *testing.B, s *postgres.Store) func() twofa.UserRef {
 	return func() twofa.UserRef { return refs[next.Add(1)-1] }
 }
 
-func BenchmarkBeginAttempt(b *testing.B) {
+func BenchmarkAttemptFailure(b *testing.B) {
 	s := benchStore(b)
 	user := benchUsers(b, s)
-	never := func(int, time.Time) time.Time { return time.Time{} }
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		ref := user()
 		for pb.Next() {
-			if _, err := s.BeginAttempt(context.Background(), ref, benchNow, never); err != nil {
+			err := s.Attempt(context.Background(), twofa.AttemptRequest{Ref: ref, Now: benchNow}, func(st *twofa.AttemptState) (*twofa.Outcome, error) {
+				return &twofa.Outcome{Failures: st.User.Failures + 1}, nil
+			})
+			if err != nil {
 				b.Error(err)
 				return
 			}
@@ -53,7 +55,7 @@ func BenchmarkBeginAttempt(b *testing.B) {
 	})
 }
 
-func BenchmarkAcceptStep(b *testing.B) {
+func BenchmarkAttemptAccept(b *testing.B) {
 	s := benchStore(b)
 	user := benchUsers(b, s)
 	chain := twofa.NewAuditChain(make([]byte, 32))
@@ -63,11 +65,8 @@ func BenchmarkAcceptStep(b *testing.B) {
 		step := uint64(1) // enroll confirmed step 1
 		for pb.Next() {
 			step++
-			err := s.AcceptStep(context.Background(), twofa.StepAcceptance{
-				Ref: ref, DeviceID: "dev_" + ref.User, Step: step, Now: benchNow, ResetFailures: true,
-				Event: chain.Prepare(&twofa.AuditEvent{Time: benchNow, Type: twofa.EventVerifySucceeded, Tenant: ref.Tenant, User: ref.User}),
-			})
-			if err != nil {
+			e := chain.Prepare(&twofa.AuditEvent{Time: benchNow, Type: twofa.EventVerifySucceeded, Tenant: ref.Tenant, User: ref.User})
+			if err := acceptStep(context.Background(), s, ref, "dev_"+ref.User, step, benchNow, e); err != nil {
 				b.Error(err)
 				return
 			}

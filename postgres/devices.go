@@ -13,29 +13,29 @@ import (
 )
 
 const deviceCols = `id, tenant, user_id, kind, name, status, secret, key_id, algorithm, digits, period, t0,
-	last_step, drift, resync_step, resync_at, created_at, expires_at, confirmed_at, last_used_at`
+	last_step, drift, created_at, expires_at, confirmed_at, last_used_at`
 
 // deviceRow is the scan destination of deviceCols.
 type deviceRow struct {
-	d                    twofa.Device
-	kind, status         string
-	keyID                int64
-	alg                  int16
-	lastStep, resyncStep int64
+	d            twofa.Device
+	kind, status string
+	keyID        int64
+	alg          int16
+	lastStep     int64
 }
 
 func (r *deviceRow) dests() []any {
 	d := &r.d
 	return []any{&d.ID, &d.Tenant, &d.User, &r.kind, &d.Name, &r.status, &d.Secret, &r.keyID, &r.alg,
-		&d.Params.Digits, &d.Params.Period, &d.Params.T0, &r.lastStep, &d.Drift, &r.resyncStep,
-		when(&d.ResyncAt), when(&d.CreatedAt), when(&d.ExpiresAt), when(&d.ConfirmedAt), when(&d.LastUsedAt)}
+		&d.Params.Digits, &d.Params.Period, &d.Params.T0, &r.lastStep, &d.Drift,
+		when(&d.CreatedAt), when(&d.ExpiresAt), when(&d.ConfirmedAt), when(&d.LastUsedAt)}
 }
 
 func (r *deviceRow) device() *twofa.Device {
 	d := r.d
 	d.Kind, d.Status = twofa.DeviceKind(r.kind), twofa.DeviceStatus(r.status)
 	d.KeyID, d.Params.Algorithm = uint32(r.keyID), otp.Algorithm(r.alg)
-	d.LastStep, d.ResyncStep = uint64(r.lastStep), uint64(r.resyncStep)
+	d.LastStep = uint64(r.lastStep)
 	return &d
 }
 
@@ -65,7 +65,7 @@ const userQuery = `
 			coalesce(d.id, ''), u.tenant, u.user_id, coalesce(d.kind, ''), coalesce(d.name, ''),
 			coalesce(d.status, ''), d.secret, coalesce(d.key_id, 0), coalesce(d.algorithm, 0),
 			coalesce(d.digits, 0), coalesce(d.period, 0), coalesce(d.t0, 0), coalesce(d.last_step, 0),
-			coalesce(d.drift, 0), coalesce(d.resync_step, 0), d.resync_at, d.created_at, d.expires_at,
+			coalesce(d.drift, 0), d.created_at, d.expires_at,
 			d.confirmed_at, d.last_used_at
 		FROM users u
 		CROSS JOIN LATERAL (SELECT count(*) AS n FROM backup_codes b
@@ -129,10 +129,6 @@ func (s *Store) CreateDevice(ctx context.Context, d *twofa.Device, max int, now 
 	if err != nil {
 		return nil, err
 	}
-	resyncStep, err := step(d.ResyncStep)
-	if err != nil {
-		return nil, err
-	}
 	status := d.Status
 	if status == "" {
 		status = twofa.StatusPending
@@ -168,10 +164,10 @@ func (s *Store) CreateDevice(ctx context.Context, d *twofa.Device, max int, now 
 
 		b = &pgx.Batch{}
 		b.Queue(`INSERT INTO devices (`+deviceCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 			d.ID, d.Tenant, d.User, string(d.Kind), d.Name, string(status), d.Secret, int64(d.KeyID),
-			int16(d.Params.Algorithm), d.Params.Digits, d.Params.Period, d.Params.T0, lastStep, d.Drift, resyncStep,
-			tstz(d.ResyncAt), tstz(d.CreatedAt), tstz(d.ExpiresAt), tstz(d.ConfirmedAt), tstz(d.LastUsedAt))
+			int16(d.Params.Algorithm), d.Params.Digits, d.Params.Period, d.Params.T0, lastStep, d.Drift,
+			tstz(d.CreatedAt), tstz(d.ExpiresAt), tstz(d.ConfirmedAt), tstz(d.LastUsedAt))
 		return appendEvents(ctx, tx, b, e)
 	})
 	if err != nil {

@@ -190,19 +190,26 @@ func TestOpen_FromVersion1(t *testing.T) {
 	}
 }
 
+// acceptStep accepts a step of the device as a valid code would.
+func acceptStep(ctx context.Context, s twofa.Store, ref twofa.UserRef, dev string, step uint64, now time.Time, e *twofa.AuditEvent) error {
+	return s.Attempt(ctx, twofa.AttemptRequest{Ref: ref, Now: now}, func(*twofa.AttemptState) (*twofa.Outcome, error) {
+		return &twofa.Outcome{Effects: []twofa.Effect{twofa.AcceptStep{DeviceID: dev, Step: step}}, Events: []*twofa.AuditEvent{e}}, nil
+	})
+}
+
 func TestAcceptStep_OutOfRange(t *testing.T) {
-	// Steps are BIGINT: one above MaxInt64 is refused as a failure of the
-	// store, neither accepted nor reported as a replay.
+	// Steps are BIGINT: one above MaxInt64 is refused, neither accepted
+	// nor reported as a replay.
 	s := mustOpen(t, testDSN(t))
 	ref := twofa.UserRef{Tenant: "acme", User: "alice"}
 	now := time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
 	enroll(t, s, ref, "dev_a", now)
-	err := s.AcceptStep(t.Context(), twofa.StepAcceptance{Ref: ref, DeviceID: "dev_a", Step: math.MaxInt64 + 1, Now: now})
+	err := acceptStep(t.Context(), s, ref, "dev_a", math.MaxInt64+1, now, nil)
 	if err == nil || errors.Is(err, twofa.ErrReplayed) || errors.Is(err, twofa.ErrNotFound) {
-		t.Errorf("AcceptStep(MaxInt64+1) = %v, want a store error", err)
+		t.Errorf("accepting step MaxInt64+1 = %v, want an error", err)
 	}
-	if err := s.AcceptStep(t.Context(), twofa.StepAcceptance{Ref: ref, DeviceID: "dev_a", Step: math.MaxInt64, Now: now}); err != nil {
-		t.Errorf("AcceptStep(MaxInt64) = %v", err)
+	if err := acceptStep(t.Context(), s, ref, "dev_a", math.MaxInt64, now, nil); err != nil {
+		t.Errorf("accepting step MaxInt64 = %v", err)
 	}
 }
 
@@ -219,8 +226,6 @@ func TestStore_NoDeadlock(t *testing.T) {
 		return chain.Prepare(&twofa.AuditEvent{Time: now, Type: typ, Tenant: ref.Tenant, User: ref.User})
 	}
 	enroll(t, stores[0], ref, "dev_a", now)
-	never := func(int, time.Time) time.Time { return time.Time{} }
-
 	ops := []func(ctx context.Context, s *postgres.Store, i int) error{ // i is unique across workers
 		func(ctx context.Context, s *postgres.Store, i int) error {
 			d := device(ref, fmt.Sprintf("dev_%d", i), now.Add(-time.Hour)) // born expired
@@ -235,18 +240,27 @@ func TestStore_NoDeadlock(t *testing.T) {
 			return s.DeleteFactors(ctx, ref, ev(twofa.EventDisabled))
 		},
 		func(ctx context.Context, s *postgres.Store, i int) error {
-			_, err := s.BeginAttempt(ctx, ref, now, never)
-			return err
+			return s.Attempt(ctx, twofa.AttemptRequest{Ref: ref, Now: now, Hits: []twofa.LimitHit{{Key: "k", Window: time.Minute}},
+				Peeks: []twofa.LimitHit{{Key: "p", Window: time.Minute}}}, func(st *twofa.AttemptState) (*twofa.Outcome, error) {
+				return &twofa.Outcome{Failures: st.User.Failures + 1, Hits: []twofa.LimitHit{{Key: "p", Window: time.Minute}},
+					Events: []*twofa.AuditEvent{ev(twofa.EventVerifyFailed)}}, nil
+			})
 		},
 		func(ctx context.Context, s *postgres.Store, i int) error {
-			return s.AcceptStep(ctx, twofa.StepAcceptance{Ref: ref, DeviceID: "dev_a", Step: uint64(1000 + i), Now: now, ResetFailures: true, Event: ev(twofa.EventVerifySucceeded)})
+			return acceptStep(ctx, s, ref, "dev_a", uint64(1000+i), now, ev(twofa.EventVerifySucceeded))
 		},
 		func(ctx context.Context, s *postgres.Store, i int) error {
 			return s.ReplaceBackupCodes(ctx, ref, [][]byte{{byte(i)}, {byte(i), 1}}, now, ev(twofa.EventBackupCodesIssued))
 		},
 		func(ctx context.Context, s *postgres.Store, i int) error {
-			_, err := s.ConsumeBackupCode(ctx, ref, []byte{byte(i - 1)}, now, ev(twofa.EventBackupCodeUsed))
-			return err
+			hash := []byte{byte(i - 1)}
+			return s.Attempt(ctx, twofa.AttemptRequest{Ref: ref, Now: now, Reads: twofa.AttemptReads{BackupCode: hash}},
+				func(st *twofa.AttemptState) (*twofa.Outcome, error) {
+					if !st.BackupCodeFound {
+						return nil, twofa.ErrNotFound
+					}
+					return &twofa.Outcome{Effects: []twofa.Effect{twofa.SpendBackupCode{Hash: hash}}, Events: []*twofa.AuditEvent{ev(twofa.EventBackupCodeUsed)}}, nil
+				})
 		},
 		func(ctx context.Context, s *postgres.Store, i int) error {
 			id := fmt.Sprintf("dev_live_%d", i)

@@ -22,17 +22,16 @@ func benchUsers(b *testing.B, s twofa.Store, n int) []twofa.UserRef {
 	return refs
 }
 
-func BenchmarkBeginAttempt(b *testing.B) {
+func BenchmarkAttemptFailure(b *testing.B) {
 	s := MustOpen(b, tempPath(b))
 	refs := benchUsers(b, s, 64)
-	never := func(int, time.Time) time.Time { return time.Time{} }
 	var next atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		ref := refs[next.Add(1)%int64(len(refs))]
 		for pb.Next() {
-			if _, err := s.BeginAttempt(context.Background(), ref, now0, never); err != nil {
+			if err := failAttempt(context.Background(), s, ref, now0, time.Time{}); err != nil {
 				b.Error(err)
 				return
 			}
@@ -40,7 +39,7 @@ func BenchmarkBeginAttempt(b *testing.B) {
 	})
 }
 
-func BenchmarkAcceptStep(b *testing.B) {
+func BenchmarkAttemptAccept(b *testing.B) {
 	s := MustOpen(b, tempPath(b))
 	refs := benchUsers(b, s, 64)
 	var next atomic.Int64
@@ -52,7 +51,7 @@ func BenchmarkAcceptStep(b *testing.B) {
 		step := uint64(1)
 		for pb.Next() {
 			step++
-			err := s.AcceptStep(context.Background(), twofa.StepAcceptance{Ref: ref, DeviceID: dev, Step: step, Now: now0, ResetFailures: true})
+			err := acceptStep(context.Background(), s, ref, dev, step, now0, nil)
 			if err != nil && !errors.Is(err, twofa.ErrReplayed) { // two goroutines may share a user
 				b.Error(err)
 				return
@@ -92,14 +91,14 @@ func BenchmarkAppendAudit(b *testing.B) {
 	})
 }
 
-// BenchmarkVerifyPath runs the writes of one verification per iteration,
-// from many goroutines at once (16 per CPU), as concurrent HTTP requests
-// do: a rate-limit Hit, BeginAttempt, then AcceptStep with its audit
-// event (a valid code) or AppendAudit (an invalid one), alternately.
+// BenchmarkVerifyPath runs the store's part of one verification per
+// iteration, from many goroutines at once (16 per CPU), as concurrent
+// HTTP requests do: one Attempt that counts a rate limit, reads the user,
+// and accepts a step with its audit event (a valid code) or counts a
+// failure with its own (an invalid one), alternately.
 func BenchmarkVerifyPath(b *testing.B) {
 	s := MustOpen(b, tempPath(b))
 	refs := benchUsers(b, s, 256)
-	never := func(int, time.Time) time.Time { return time.Time{} }
 	var next atomic.Int64
 	b.SetParallelism(16)
 	b.ReportAllocs()
@@ -110,26 +109,22 @@ func BenchmarkVerifyPath(b *testing.B) {
 		ctx := context.Background()
 		step := uint64(1)
 		n := 0
+		req := twofa.AttemptRequest{Ref: ref, Now: now0, Hits: []twofa.LimitHit{{Key: "verify:" + ref.User, Window: time.Minute}}}
 		for pb.Next() {
 			n++
-			if _, err := s.Hit(ctx, "verify:"+ref.User, time.Minute, now0); err != nil {
-				b.Error(err)
-				return
-			}
-			if _, err := s.BeginAttempt(ctx, ref, now0, never); err != nil {
-				b.Error(err)
-				return
-			}
-			var err error
-			if n%2 == 0 {
+			valid := n%2 == 0
+			if valid {
 				step++
-				err = s.AcceptStep(ctx, twofa.StepAcceptance{Ref: ref, DeviceID: dev, Step: step, Now: now0,
-					ResetFailures: true, Event: event(ref, twofa.EventVerifySucceeded)})
-				if errors.Is(err, twofa.ErrReplayed) { // two goroutines may share a user
-					err = nil
+			}
+			err := s.Attempt(ctx, req, func(st *twofa.AttemptState) (*twofa.Outcome, error) {
+				if valid {
+					return &twofa.Outcome{Effects: []twofa.Effect{twofa.AcceptStep{DeviceID: dev, Step: step}},
+						Events: []*twofa.AuditEvent{event(ref, twofa.EventVerifySucceeded)}}, nil
 				}
-			} else {
-				err = s.AppendAudit(ctx, event(ref, twofa.EventVerifyFailed))
+				return &twofa.Outcome{Failures: st.User.Failures + 1, Events: []*twofa.AuditEvent{event(ref, twofa.EventVerifyFailed)}}, nil
+			})
+			if errors.Is(err, twofa.ErrReplayed) { // two goroutines may share a user
+				err = nil
 			}
 			if err != nil {
 				b.Error(err)

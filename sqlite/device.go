@@ -78,10 +78,6 @@ func (s *Store) CreateDevice(ctx context.Context, d *twofa.Device, max int, now 
 	if err != nil {
 		return nil, err
 	}
-	resyncStep, err := step(d.ResyncStep)
-	if err != nil {
-		return nil, err
-	}
 	status := d.Status
 	if status == "" {
 		status = twofa.StatusPending
@@ -109,10 +105,10 @@ func (s *Store) CreateDevice(ctx context.Context, d *twofa.Device, max int, now 
 			return fmt.Errorf("user %s has %d devices: %w", d.Ref(), n, twofa.ErrDeviceLimit)
 		}
 		if _, err := t.exec(`INSERT INTO devices (`+deviceCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			d.ID, d.Tenant, d.User, string(d.Kind), d.Name, string(status), nonNil(d.Secret), int64(d.KeyID),
 			int64(d.Params.Algorithm), d.Params.Digits, d.Params.Period, d.Params.T0,
-			lastStep, d.Drift, resyncStep, micros(d.ResyncAt), micros(d.CreatedAt), micros(d.ExpiresAt),
+			lastStep, d.Drift, micros(d.CreatedAt), micros(d.ExpiresAt),
 			micros(d.ConfirmedAt), micros(d.LastUsedAt)); err != nil {
 			return fmt.Errorf("sqlite: create device: %w", err)
 		}

@@ -13,7 +13,7 @@ import (
 
 // deviceCols are the columns deviceRow scans, in its order.
 const deviceCols = `id, tenant, user_id, kind, name, status, secret, key_id, algorithm, digits, period, t0,
-	last_step, drift, resync_step, resync_at, created_at, expires_at, confirmed_at, last_used_at`
+	last_step, drift, created_at, expires_at, confirmed_at, last_used_at`
 
 // userQuery reads a user, their devices oldest first (insertion order
 // among equal times) and their unused backup codes in one statement, so
@@ -21,7 +21,7 @@ const deviceCols = `id, tenant, user_id, kind, name, status, secret, key_id, alg
 const userQuery = `SELECT u.failures, u.locked_until, u.created_at,
 	(SELECT count(*) FROM backup_codes b WHERE b.tenant = u.tenant AND b.user_id = u.user_id AND b.used_at IS NULL),
 	d.id, d.tenant, d.user_id, d.kind, d.name, d.status, d.secret, d.key_id, d.algorithm, d.digits, d.period, d.t0,
-	d.last_step, d.drift, d.resync_step, d.resync_at, d.created_at, d.expires_at, d.confirmed_at, d.last_used_at, d.rowid
+	d.last_step, d.drift, d.created_at, d.expires_at, d.confirmed_at, d.last_used_at, d.rowid
 FROM users u LEFT JOIN devices d ON d.tenant = u.tenant AND d.user_id = u.user_id
 WHERE u.tenant = ? AND u.user_id = ?
 ORDER BY d.created_at, d.rowid`
@@ -31,30 +31,24 @@ const auditCols = `seq, time, type, tenant, user_id, device, factor, reason, act
 // Statements of the verify path. Every write statement is prepared once
 // on the write connection, as it first runs (wtx.stmt).
 const (
-	// Counting and the lock check are one statement: an attempt is
-	// counted only while the user is not locked at now.
-	beginAttemptSQL = `UPDATE users SET failures = failures + 1
-		WHERE tenant = ?1 AND user_id = ?2 AND (locked_until IS NULL OR locked_until <= ?3) RETURNING failures`
-	userLockSQL      = `SELECT locked_until FROM users WHERE tenant = ? AND user_id = ?`
-	setLockSQL       = `UPDATE users SET locked_until = ? WHERE tenant = ? AND user_id = ?`
 	setAttemptsSQL   = `UPDATE users SET failures = ?, locked_until = ? WHERE tenant = ? AND user_id = ?`
 	resetFailuresSQL = `UPDATE users SET failures = 0, locked_until = NULL WHERE tenant = ? AND user_id = ?`
-	// Attempt's compare-and-set finds the row by the rowid it read, so
-	// that it does not descend the index on id too: with a million users
-	// that was one more page per verification to read and keep cached.
-	acceptRowSQL = `UPDATE devices SET last_step = ?1, drift = ?2, last_used_at = ?3, resync_step = 0, resync_at = NULL
+	// The compare-and-set of a time step (twofa.AcceptStep): only a newer
+	// step of an active device changes the row. It finds the row by the
+	// rowid the attempt read, so that it does not descend the index on id
+	// too: with a million users that was one more page per verification
+	// to read and keep cached.
+	acceptRowSQL = `UPDATE devices SET last_step = ?1, drift = ?2, last_used_at = ?3
 		WHERE rowid = ?7 AND id = ?4 AND tenant = ?5 AND user_id = ?6 AND status = 'active' AND last_step < ?1`
-	// The compare-and-set of a time step: only a newer step changes the row.
-	acceptStepSQL = `UPDATE devices SET last_step = ?1, drift = ?2, last_used_at = ?3, resync_step = 0, resync_at = NULL
-		WHERE id = ?4 AND tenant = ?5 AND user_id = ?6 AND status = 'active' AND last_step < ?1`
-	activeDeviceSQL = `SELECT 1 FROM devices WHERE id = ? AND tenant = ? AND user_id = ? AND status = 'active'`
-	// Spending a code: only an unused one changes.
-	consumeCodeSQL = `UPDATE backup_codes SET used_at = ? WHERE tenant = ? AND user_id = ? AND hash = ? AND used_at IS NULL`
+	// Spending a code (twofa.SpendBackupCode): only an unused one changes.
+	spendCodeSQL   = `UPDATE backup_codes SET used_at = ? WHERE tenant = ? AND user_id = ? AND hash = ? AND used_at IS NULL`
+	findCodeSQL    = `SELECT count(*) FROM backup_codes WHERE tenant = ? AND user_id = ? AND hash = ? AND used_at IS NULL`
 	countCodesSQL  = `SELECT count(*) FROM backup_codes WHERE tenant = ? AND user_id = ? AND used_at IS NULL`
 	auditHeadSQL   = `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`
 	auditInsertSQL = `INSERT INTO audit (` + auditCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	hitSQL         = `INSERT INTO limits (key, window_start, window_end, count) VALUES (?, ?, ?, 1)
 		ON CONFLICT (key, window_start) DO UPDATE SET count = count + 1 RETURNING count`
+	countSQL = `SELECT coalesce(sum(count), 0) FROM limits WHERE key = ? AND window_start >= ? AND window_start <= ?`
 	sweepSQL = `DELETE FROM limits WHERE window_end <= ?`
 )
 
@@ -70,16 +64,16 @@ func (s *Store) prepare(ctx context.Context) error {
 
 // deviceRow scans deviceCols; every field is nullable for LEFT JOINs.
 type deviceRow struct {
-	id, tenant, user, kind, name, status              sql.NullString
-	secret                                            []byte
-	keyID, alg, digits, period, t0                    sql.NullInt64
-	lastStep, drift, resyncStep                       sql.NullInt64
-	resyncAt, createdAt, expiresAt, confirmedAt, used sql.NullInt64
+	id, tenant, user, kind, name, status    sql.NullString
+	secret                                  []byte
+	keyID, alg, digits, period, t0          sql.NullInt64
+	lastStep, drift                         sql.NullInt64
+	createdAt, expiresAt, confirmedAt, used sql.NullInt64
 }
 
 func (r *deviceRow) dest() []any {
 	return []any{&r.id, &r.tenant, &r.user, &r.kind, &r.name, &r.status, &r.secret, &r.keyID, &r.alg, &r.digits, &r.period, &r.t0,
-		&r.lastStep, &r.drift, &r.resyncStep, &r.resyncAt, &r.createdAt, &r.expiresAt, &r.confirmedAt, &r.used}
+		&r.lastStep, &r.drift, &r.createdAt, &r.expiresAt, &r.confirmedAt, &r.used}
 }
 
 func (r *deviceRow) device() *twofa.Device {
@@ -100,8 +94,6 @@ func (r *deviceRow) device() *twofa.Device {
 		},
 		LastStep:    unstep(r.lastStep.Int64),
 		Drift:       int(r.drift.Int64),
-		ResyncStep:  unstep(r.resyncStep.Int64),
-		ResyncAt:    fromMicros(r.resyncAt),
 		CreatedAt:   fromMicros(r.createdAt),
 		ExpiresAt:   fromMicros(r.expiresAt),
 		ConfirmedAt: fromMicros(r.confirmedAt),

@@ -11,10 +11,6 @@ import (
 	"github.com/twofa/twofa"
 )
 
-// lockUntil is the default policy's: the 5th failure locks for 30 s, the
-// 6th for 60 s, and so on.
-var lockUntil = twofa.DefaultPolicy().LockUntil
-
 // wantLocked fails unless err is ErrLocked carrying until.
 func wantLocked(t *testing.T, call string, err error, until time.Time) {
 	t.Helper()
@@ -28,142 +24,49 @@ func wantLocked(t *testing.T, call string, err error, until time.Time) {
 	}
 }
 
-func testBeginAttempt(t *testing.T, open Opener) {
-	t.Run("Counts", func(t *testing.T) {
-		s := openStore(t, open)
-		enroll(t, s, alice, "dev_a", now0)
-		for want := 1; want <= 4; want++ {
-			n, err := s.BeginAttempt(t.Context(), alice, now0, lockUntil)
-			if n != want || err != nil {
-				t.Fatalf("BeginAttempt #%d = %d, %v; want %d, nil", want, n, err, want)
-			}
-			wantFailures(t, s, alice, want, time.Time{})
+// fail makes one failed attempt of the user at now under the default
+// policy, as the Service would: refused while locked, otherwise one more
+// consecutive failure and the lock it brings.
+func fail(ctx context.Context, s twofa.Store, ref twofa.UserRef, now time.Time) error {
+	return s.Attempt(ctx, twofa.AttemptRequest{Ref: ref, Now: now}, func(st *twofa.AttemptState) (*twofa.Outcome, error) {
+		u := st.User
+		if u.Locked(now) {
+			return nil, twofa.LockedError(u.LockedUntil)
 		}
-		n, err := s.BeginAttempt(t.Context(), alice, now0, lockUntil)
-		if n != 5 || err != nil {
-			t.Fatalf("BeginAttempt #5 = %d, %v; want 5, nil", n, err)
+		o := &twofa.Outcome{Failures: u.Failures + 1, LockedUntil: u.LockedUntil}
+		if until := twofa.DefaultPolicy().LockUntil(o.Failures, now); !until.IsZero() {
+			o.LockedUntil = until
 		}
-		wantFailures(t, s, alice, 5, now0.Add(30*time.Second))
-	})
-
-	t.Run("ErrLocked", func(t *testing.T) {
-		// While locked nothing is counted; at the end of the lock counting
-		// resumes where it was, and the next lock is longer.
-		s := openStore(t, open)
-		enroll(t, s, alice, "dev_a", now0)
-		failN(t, s, alice, 5, now0)
-		until := now0.Add(30 * time.Second)
-		for _, at := range []time.Time{now0, now0.Add(10 * time.Second), until.Add(-time.Microsecond)} {
-			n, err := s.BeginAttempt(t.Context(), alice, at, lockUntil)
-			wantLocked(t, fmt.Sprintf("BeginAttempt(%v) = %d,", at.Sub(now0), n), err, until)
-		}
-		wantFailures(t, s, alice, 5, until)
-
-		n, err := s.BeginAttempt(t.Context(), alice, until, lockUntil)
-		if n != 6 || err != nil {
-			t.Fatalf("BeginAttempt at the end of the lock = %d, %v; want 6, nil", n, err)
-		}
-		wantFailures(t, s, alice, 6, until.Add(60*time.Second))
-		_, err = s.BeginAttempt(t.Context(), alice, until.Add(time.Second), lockUntil)
-		wantLocked(t, "BeginAttempt(locked again)", err, until.Add(60*time.Second))
-	})
-
-	t.Run("LockUntilArgs", func(t *testing.T) {
-		// lockUntil gets the new count and now; a lock that is not after
-		// now is no lock.
-		s := openStore(t, open)
-		enroll(t, s, alice, "dev_a", now0)
-		at := now0.Add(time.Hour)
-		var calls []int
-		lock := func(failures int, now time.Time) time.Time {
-			if !now.Equal(at) {
-				t.Errorf("lockUntil called with now = %v, want %v", now, at)
-			}
-			calls = append(calls, failures)
-			if failures < 3 {
-				return now // not after now: no lock
-			}
-			return now.Add(time.Duration(failures) * time.Minute)
-		}
-		for want := 1; want <= 3; want++ {
-			n, err := s.BeginAttempt(t.Context(), alice, at, lock)
-			if n != want || err != nil {
-				t.Fatalf("BeginAttempt #%d = %d, %v; want %d, nil", want, n, err, want)
-			}
-			if want < 3 && mustUser(t, s, alice).Locked(at) {
-				t.Errorf("after BeginAttempt #%d the user is locked; lockUntil returned now", want)
-			}
-		}
-		// A store may retry a transaction and call lockUntil again, but
-		// only ever with the count it is about to store.
-		calls = slices.Compact(calls)
-		if !slices.Equal(calls, []int{1, 2, 3}) {
-			t.Errorf("lockUntil called with failures %v, want 1, 2, 3", calls)
-		}
-		wantFailures(t, s, alice, 3, at.Add(3*time.Minute))
-	})
-
-	t.Run("Forever", func(t *testing.T) {
-		s := openStore(t, open)
-		enroll(t, s, alice, "dev_a", now0)
-		forever := func(int, time.Time) time.Time { return twofa.Forever }
-		if _, err := s.BeginAttempt(t.Context(), alice, now0, forever); err != nil {
-			t.Fatalf("BeginAttempt = %v", err)
-		}
-		wantFailures(t, s, alice, 1, twofa.Forever)
-		_, err := s.BeginAttempt(t.Context(), alice, now0.AddDate(100, 0, 0), lockUntil)
-		wantLocked(t, "BeginAttempt a century later", err, twofa.Forever)
-	})
-
-	t.Run("ErrNotFound", func(t *testing.T) {
-		s := openStore(t, open)
-		enroll(t, s, alice, "dev_a", now0)
-		for _, ref := range []twofa.UserRef{nobody, otherAlice} {
-			n, err := s.BeginAttempt(t.Context(), ref, now0, lockUntil)
-			wantErr(t, fmt.Sprintf("BeginAttempt(%s) = %d,", ref, n), err, twofa.ErrNotFound)
-		}
-		wantFailures(t, s, alice, 0, time.Time{})
-	})
-
-	t.Run("RacePessimistic", func(t *testing.T) {
-		// 40 guesses at once from two handles: the count comes first, so
-		// exactly LockAfter (5) get through, with counts 1 to 5, and the
-		// other 35 find the user locked and are not counted.
-		o := openStore(t, open)
-		enroll(t, o, alice, "dev_a", now0)
-		until := now0.Add(30 * time.Second)
-		type result struct {
-			n   int
-			err error
-		}
-		results := race(t, o, 40, true, func(ctx context.Context, _ int, s twofa.Store) result {
-			n, err := s.BeginAttempt(ctx, alice, now0, lockUntil)
-			return result{n, err}
-		})
-		var counts []int
-		locked := 0
-		for i, r := range results {
-			var e *twofa.Error
-			switch {
-			case r.err == nil:
-				counts = append(counts, r.n)
-			case errors.Is(r.err, twofa.ErrLocked) && errors.As(r.err, &e) && e.Until.Equal(until):
-				locked++
-			default:
-				t.Errorf("BeginAttempt #%d = %d, %v", i, r.n, r.err)
-			}
-		}
-		slices.Sort(counts)
-		if !slices.Equal(counts, []int{1, 2, 3, 4, 5}) || locked != 35 {
-			t.Errorf("counts %v and %d locked, want 1 to 5 and 35 locked until %v", counts, locked, until)
-		}
-		wantFailures(t, o, alice, 40-locked, until)
+		return o, nil
 	})
 }
 
+// acceptStep accepts a step of the device through Attempt, as a valid
+// code would: the failures are cleared and e is appended.
+func acceptStep(ctx context.Context, s twofa.Store, ref twofa.UserRef, id string, step uint64, drift int, now time.Time, e *twofa.AuditEvent) error {
+	return s.Attempt(ctx, twofa.AttemptRequest{Ref: ref, Now: now}, func(*twofa.AttemptState) (*twofa.Outcome, error) {
+		return &twofa.Outcome{Effects: []twofa.Effect{twofa.AcceptStep{DeviceID: id, Step: step, Drift: drift}}, Events: []*twofa.AuditEvent{e}}, nil
+	})
+}
+
+// spendCode spends the user's backup code with this hash through Attempt,
+// as a valid backup code would, and returns how many unused codes remain.
+// ErrNotFound when the user has no unused code with the hash.
+func spendCode(ctx context.Context, s twofa.Store, ref twofa.UserRef, hash []byte, now time.Time, e *twofa.AuditEvent) (remaining int, err error) {
+	err = s.Attempt(ctx, twofa.AttemptRequest{Ref: ref, Now: now, Reads: twofa.AttemptReads{BackupCode: hash}},
+		func(st *twofa.AttemptState) (*twofa.Outcome, error) {
+			if !st.BackupCodeFound {
+				return nil, twofa.ErrNotFound
+			}
+			remaining = st.User.BackupCodes - 1
+			return &twofa.Outcome{Effects: []twofa.Effect{twofa.SpendBackupCode{Hash: hash}}, Events: []*twofa.AuditEvent{e}}, nil
+		})
+	return remaining, err
+}
+
 // wantAccepted checks that call accepted step of alice's device d at at,
-// with the drift, forgetting any resync; that alice's failures are
-// cleared; and that the log holds the one success.
+// with the drift; that alice's failures are cleared; and that the log
+// holds the one success.
 func wantAccepted(t *testing.T, s twofa.Store, call string, d *twofa.Device, step uint64, drift int, at time.Time) {
 	t.Helper()
 	w := *d
@@ -171,186 +74,6 @@ func wantAccepted(t *testing.T, s twofa.Store, call string, d *twofa.Device, ste
 	wantDevice(t, "device after "+call, mustDevice(t, s, alice, d.ID), &w)
 	wantFailures(t, s, alice, 0, time.Time{})
 	wantLog(t, s, twofa.EventVerifySucceeded)
-}
-
-// accept returns a StepAcceptance of step for the device, with an event.
-func accept(ref twofa.UserRef, id string, step uint64, drift int, now time.Time, reset bool) twofa.StepAcceptance {
-	return twofa.StepAcceptance{
-		Ref: ref, DeviceID: id, Step: step, Drift: drift, Now: now, ResetFailures: reset,
-		Event: newEvent(twofa.EventVerifySucceeded, ref, id),
-	}
-}
-
-func testAcceptStep(t *testing.T, open Opener) {
-	at := now0.Add(time.Hour)
-
-	t.Run("OK", func(t *testing.T) {
-		s := openStore(t, open)
-		d := enroll(t, s, alice, "dev_a", now0)
-		wantNoErr(t, "SetResync", s.SetResync(t.Context(), alice, d.ID, firstStep+50, at.Add(-time.Minute), nil))
-		failN(t, s, alice, 5, at)
-		wantNoErr(t, "AcceptStep", s.AcceptStep(t.Context(), accept(alice, d.ID, firstStep+120, -2, at, true)))
-		wantAccepted(t, s, "AcceptStep", d, firstStep+120, -2, at)
-	})
-
-	t.Run("KeepFailures", func(t *testing.T) {
-		// ResetFailures false, as for the first code of a resync pair.
-		s := openStore(t, open)
-		d := enroll(t, s, alice, "dev_a", now0)
-		failN(t, s, alice, 5, at)
-		wantNoErr(t, "AcceptStep", s.AcceptStep(t.Context(), accept(alice, d.ID, firstStep+1, 1, at, false)))
-		wantFailures(t, s, alice, 5, at.Add(30*time.Second))
-		if got := mustDevice(t, s, alice, d.ID); got.LastStep != firstStep+1 || got.Drift != 1 {
-			t.Errorf("LastStep, Drift = %d, %d; want %d, 1", got.LastStep, got.Drift, firstStep+1)
-		}
-	})
-
-	t.Run("ErrReplayed", func(t *testing.T) {
-		// The same or an older step changes nothing at all.
-		s := openStore(t, open)
-		d := enroll(t, s, alice, "dev_a", now0)
-		wantNoErr(t, "AcceptStep", s.AcceptStep(t.Context(), accept(alice, d.ID, firstStep+10, 1, at, true)))
-		wantNoErr(t, "SetResync", s.SetResync(t.Context(), alice, d.ID, firstStep+30, at, nil))
-		failN(t, s, alice, 2, at)
-		before := mustDevice(t, s, alice, d.ID)
-		for _, step := range []uint64{firstStep + 10, firstStep + 9, firstStep, 0} {
-			err := s.AcceptStep(t.Context(), accept(alice, d.ID, step, -1, at.Add(time.Minute), true))
-			wantErr(t, fmt.Sprintf("AcceptStep(LastStep%+d)", int64(step)-int64(firstStep+10)), err, twofa.ErrReplayed)
-		}
-		wantDevice(t, "device after replays", mustDevice(t, s, alice, d.ID), before)
-		wantFailures(t, s, alice, 2, time.Time{})
-		wantLog(t, s, twofa.EventVerifySucceeded)
-	})
-
-	t.Run("ErrNotFound", func(t *testing.T) {
-		s := openStore(t, open)
-		enroll(t, s, alice, "dev_a", now0)
-		create(t, s, alice, "dev_pending", now0)
-		enroll(t, s, bob, "dev_bob", now0)
-		failN(t, s, alice, 2, at)
-		for _, tt := range []struct {
-			name string
-			ref  twofa.UserRef
-			id   string
-		}{
-			{"Pending", alice, "dev_pending"},
-			{"UnknownDevice", alice, "dev_unknown"},
-			{"OtherUsersDevice", alice, "dev_bob"},
-			{"UnknownUser", nobody, "dev_a"},
-		} {
-			err := s.AcceptStep(t.Context(), accept(tt.ref, tt.id, firstStep+1, 0, at, true))
-			wantErr(t, fmt.Sprintf("%s: AcceptStep(%s, %s)", tt.name, tt.ref, tt.id), err, twofa.ErrNotFound)
-		}
-		if d := mustDevice(t, s, bob, "dev_bob"); d.LastStep != firstStep {
-			t.Errorf("bob's LastStep = %d, want %d", d.LastStep, firstStep)
-		}
-		if d := mustDevice(t, s, alice, "dev_pending"); d.Status != twofa.StatusPending || d.LastStep != 0 {
-			t.Errorf("pending device became %s at step %d", d.Status, d.LastStep)
-		}
-		wantFailures(t, s, alice, 2, time.Time{})
-		wantLog(t, s)
-	})
-
-	// raceSame has n goroutines accept one step at once and checks that
-	// exactly one wins.
-	raceSame := func(t *testing.T, n int, across bool) {
-		o := openStore(t, open)
-		d := enroll(t, o, alice, "dev_a", now0)
-		failN(t, o, alice, 3, at)
-		errs := race(t, o, n, across, func(ctx context.Context, _ int, s twofa.Store) error {
-			return s.AcceptStep(ctx, accept(alice, d.ID, firstStep+1, 0, at, true))
-		})
-		won, replayed := 0, 0
-		for i, err := range errs {
-			switch {
-			case err == nil:
-				won++
-			case errors.Is(err, twofa.ErrReplayed):
-				replayed++
-			default:
-				t.Errorf("AcceptStep #%d = %v", i, err)
-			}
-		}
-		if won != 1 || replayed != n-1 {
-			t.Errorf("%d accepted and %d ErrReplayed, want 1 and %d", won, replayed, n-1)
-		}
-		if got := mustDevice(t, o, alice, d.ID).LastStep; got != firstStep+1 {
-			t.Errorf("LastStep = %d, want %d", got, firstStep+1)
-		}
-		wantFailures(t, o, alice, 0, time.Time{})
-		wantLog(t, o, twofa.EventVerifySucceeded)
-	}
-	t.Run("RaceOneWinner", func(t *testing.T) { raceSame(t, 32, false) })
-	t.Run("RaceAcrossHandles", func(t *testing.T) { raceSame(t, 32, true) })
-
-	t.Run("RaceNewestWins", func(t *testing.T) {
-		// Different steps at once: whatever the order, the newest is
-		// accepted and ends as LastStep, and every acceptance was newer
-		// than the one before it.
-		o := openStore(t, open)
-		d := enroll(t, o, alice, "dev_a", now0)
-		const n = 16
-		errs := race(t, o, n, true, func(ctx context.Context, i int, s twofa.Store) error {
-			return s.AcceptStep(ctx, accept(alice, d.ID, firstStep+1+uint64(i), i, at, true))
-		})
-		for i, err := range errs {
-			if err != nil && !errors.Is(err, twofa.ErrReplayed) {
-				t.Errorf("AcceptStep #%d = %v", i, err)
-			}
-		}
-		if errs[n-1] != nil {
-			t.Errorf("AcceptStep of the newest step = %v, want nil", errs[n-1])
-		}
-		if got := mustDevice(t, o, alice, d.ID); got.LastStep != firstStep+n || got.Drift != n-1 {
-			t.Errorf("LastStep, Drift = %d, %d; want %d, %d", got.LastStep, got.Drift, firstStep+n, n-1)
-		}
-		accepted := 0
-		for _, err := range errs {
-			if err == nil {
-				accepted++
-			}
-		}
-		if log := allEvents(t, o); len(log) != accepted {
-			t.Errorf("audit log has %d events for %d acceptances", len(log), accepted)
-		}
-	})
-}
-
-func testSetResync(t *testing.T, open Opener) {
-	t.Run("OK", func(t *testing.T) {
-		s := openStore(t, open)
-		d := enroll(t, s, alice, "dev_a", now0)
-		for i, step := range []uint64{firstStep + 40, firstStep + 41} { // the second replaces the first
-			at := now0.Add(time.Duration(i+1)*time.Minute + 123*time.Microsecond)
-			wantNoErr(t, "SetResync", s.SetResync(t.Context(), alice, d.ID, step, at, newEvent(twofa.EventResyncStarted, alice, d.ID)))
-			w := *d
-			w.ResyncStep, w.ResyncAt = step, at
-			wantDevice(t, "device after SetResync", mustDevice(t, s, alice, d.ID), &w)
-		}
-		wantLog(t, s, twofa.EventResyncStarted, twofa.EventResyncStarted)
-	})
-
-	t.Run("ErrNotFound", func(t *testing.T) {
-		s := openStore(t, open)
-		enroll(t, s, alice, "dev_a", now0)
-		enroll(t, s, bob, "dev_bob", now0)
-		for _, tt := range []struct {
-			name string
-			ref  twofa.UserRef
-			id   string
-		}{
-			{"UnknownDevice", alice, "dev_unknown"},
-			{"OtherUsersDevice", alice, "dev_bob"},
-			{"UnknownUser", nobody, "dev_a"},
-		} {
-			err := s.SetResync(t.Context(), tt.ref, tt.id, firstStep+40, now0, newEvent(twofa.EventResyncStarted, tt.ref, tt.id))
-			wantErr(t, fmt.Sprintf("%s: SetResync(%s, %s)", tt.name, tt.ref, tt.id), err, twofa.ErrNotFound)
-		}
-		if d := mustDevice(t, s, bob, "dev_bob"); d.ResyncStep != 0 {
-			t.Errorf("bob's ResyncStep = %d, want 0", d.ResyncStep)
-		}
-		wantLog(t, s)
-	})
 }
 
 func testUnlock(t *testing.T, open Opener) {
@@ -364,10 +87,10 @@ func testUnlock(t *testing.T, open Opener) {
 		wantFailures(t, s, alice, 0, time.Time{})
 		wantFailures(t, s, bob, 2, time.Time{})
 
-		forever := func(int, time.Time) time.Time { return twofa.Forever }
-		if _, err := s.BeginAttempt(t.Context(), alice, now0, forever); err != nil {
-			t.Fatalf("BeginAttempt = %v", err)
-		}
+		err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice, Now: now0}, func(*twofa.AttemptState) (*twofa.Outcome, error) {
+			return &twofa.Outcome{Failures: 100, LockedUntil: twofa.Forever}, nil
+		})
+		wantNoErr(t, "Attempt (hard lock)", err)
 		wantNoErr(t, "Unlock(Forever)", s.Unlock(t.Context(), alice, nil))
 		wantFailures(t, s, alice, 0, time.Time{})
 		wantNoErr(t, "Unlock(not locked)", s.Unlock(t.Context(), alice, nil))
@@ -385,15 +108,16 @@ func testUnlock(t *testing.T, open Opener) {
 // attemptCheck is the check of a verification as the Service makes it: it
 // accepts step if it is newer than the device's last step and otherwise
 // counts a failure, locking at the default policy's threshold.
-func attemptCheck(id string, step uint64, now time.Time) func(u *twofa.User, _ []int) (*twofa.Outcome, error) {
-	return func(u *twofa.User, _ []int) (*twofa.Outcome, error) {
+func attemptCheck(id string, step uint64, now time.Time) func(*twofa.AttemptState) (*twofa.Outcome, error) {
+	return func(st *twofa.AttemptState) (*twofa.Outcome, error) {
+		u := st.User
 		if u.Locked(now) {
 			return nil, twofa.LockedError(u.LockedUntil)
 		}
 		if d := u.Device(id); d != nil && step > d.LastStep {
 			return &twofa.Outcome{
-				Accept: &twofa.StepAcceptance{DeviceID: id, Step: step, Drift: 1, Now: now},
-				Events: []*twofa.AuditEvent{newEvent(twofa.EventVerifySucceeded, u.Ref(), id)},
+				Effects: []twofa.Effect{twofa.AcceptStep{DeviceID: id, Step: step, Drift: 1}},
+				Events:  []*twofa.AuditEvent{newEvent(twofa.EventVerifySucceeded, u.Ref(), id)},
 			}, nil
 		}
 		n := u.Failures + 1
@@ -412,14 +136,13 @@ func testAttempt(t *testing.T, open Opener) {
 	t.Run("Accept", func(t *testing.T) {
 		s := openStore(t, open)
 		d := enroll(t, s, alice, "dev_a", now0)
-		wantNoErr(t, "SetResync", s.SetResync(t.Context(), alice, d.ID, firstStep+50, at.Add(-time.Minute), nil))
 		failN(t, s, alice, 3, at)
 		var seen *twofa.User
-		err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice}, func(u *twofa.User, _ []int) (*twofa.Outcome, error) {
-			seen = u
+		err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice, Now: at}, func(st *twofa.AttemptState) (*twofa.Outcome, error) {
+			seen = st.User
 			return &twofa.Outcome{
-				Accept: &twofa.StepAcceptance{DeviceID: d.ID, Step: firstStep + 7, Drift: -1, Now: at},
-				Events: []*twofa.AuditEvent{newEvent(twofa.EventVerifySucceeded, alice, d.ID)},
+				Effects: []twofa.Effect{twofa.AcceptStep{DeviceID: d.ID, Step: firstStep + 7, Drift: -1}},
+				Events:  []*twofa.AuditEvent{newEvent(twofa.EventVerifySucceeded, alice, d.ID)},
 			}, nil
 		})
 		wantNoErr(t, "Attempt", err)
@@ -429,12 +152,20 @@ func testAttempt(t *testing.T, open Opener) {
 		wantAccepted(t, s, "Attempt", d, firstStep+7, -1, at)
 	})
 
+	t.Run("AcceptStepBeyond32Bits", func(t *testing.T) {
+		s := openStore(t, open)
+		d := enroll(t, s, alice, "dev_a", now0)
+		const step = 1<<40 + 3
+		wantNoErr(t, "Attempt", acceptStep(t.Context(), s, alice, d.ID, step, 2, at, newEvent(twofa.EventVerifySucceeded, alice, d.ID)))
+		wantAccepted(t, s, "Attempt", d, step, 2, at)
+	})
+
 	t.Run("CountAndLock", func(t *testing.T) {
 		s := openStore(t, open)
 		d := enroll(t, s, alice, "dev_a", now0)
 		until := at.Add(time.Minute)
-		err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice}, func(u *twofa.User, _ []int) (*twofa.Outcome, error) {
-			return &twofa.Outcome{Failures: u.Failures + 7, LockedUntil: until, Events: []*twofa.AuditEvent{
+		err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice, Now: at}, func(st *twofa.AttemptState) (*twofa.Outcome, error) {
+			return &twofa.Outcome{Failures: st.User.Failures + 7, LockedUntil: until, Events: []*twofa.AuditEvent{
 				newEvent(twofa.EventVerifyFailed, alice, ""), newEvent(twofa.EventLocked, alice, ""),
 			}}, nil
 		})
@@ -443,12 +174,24 @@ func testAttempt(t *testing.T, open Opener) {
 		wantDevice(t, "device after a failure", mustDevice(t, s, alice, d.ID), d)
 		wantLog(t, s, twofa.EventVerifyFailed, twofa.EventLocked)
 		// An outcome that changes nothing writes only its events.
-		err = s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice}, func(u *twofa.User, _ []int) (*twofa.Outcome, error) {
-			return &twofa.Outcome{Failures: u.Failures, LockedUntil: u.LockedUntil}, nil
+		err = s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice, Now: at}, func(st *twofa.AttemptState) (*twofa.Outcome, error) {
+			return &twofa.Outcome{Failures: st.User.Failures, LockedUntil: st.User.LockedUntil}, nil
 		})
 		wantNoErr(t, "Attempt (no change)", err)
 		wantFailures(t, s, alice, 7, until)
 		wantLog(t, s, twofa.EventVerifyFailed, twofa.EventLocked)
+	})
+
+	t.Run("Forever", func(t *testing.T) {
+		s := openStore(t, open)
+		enroll(t, s, alice, "dev_a", now0)
+		err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice, Now: at}, func(*twofa.AttemptState) (*twofa.Outcome, error) {
+			return &twofa.Outcome{Failures: 1, LockedUntil: twofa.Forever}, nil
+		})
+		wantNoErr(t, "Attempt", err)
+		wantFailures(t, s, alice, 1, twofa.Forever)
+		err = fail(t.Context(), s, alice, at.AddDate(100, 0, 0))
+		wantLocked(t, "a failure a century later", err, twofa.Forever)
 	})
 
 	t.Run("CheckError", func(t *testing.T) {
@@ -458,7 +201,7 @@ func testAttempt(t *testing.T, open Opener) {
 		failN(t, s, alice, 2, at)
 		mine := errors.New("the check's own error")
 		for _, want := range []error{mine, twofa.LockedError(at), twofa.ErrNotEnrolled} {
-			err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice}, func(u *twofa.User, _ []int) (*twofa.Outcome, error) { return nil, want })
+			err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice, Now: at}, func(*twofa.AttemptState) (*twofa.Outcome, error) { return nil, want })
 			if err != want {
 				t.Errorf("Attempt = %v, want the check's %v itself", err, want)
 			}
@@ -468,12 +211,32 @@ func testAttempt(t *testing.T, open Opener) {
 		wantLog(t, s)
 	})
 
+	t.Run("OutcomeErr", func(t *testing.T) {
+		// An outcome's Err comes back as it is, after the outcome is
+		// written: a refusal that still counts.
+		s := openStore(t, open)
+		enroll(t, s, alice, "dev_a", now0)
+		mine := errors.New("refused, and counted")
+		err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice, Now: at}, func(*twofa.AttemptState) (*twofa.Outcome, error) {
+			return &twofa.Outcome{Failures: 2, Hits: []twofa.LimitHit{{Key: "k", Window: time.Minute}},
+				Events: []*twofa.AuditEvent{newEvent(twofa.EventVerifyFailed, alice, "")}, Err: mine}, nil
+		})
+		if err != mine {
+			t.Errorf("Attempt = %v, want the outcome's %v itself", err, mine)
+		}
+		wantFailures(t, s, alice, 2, time.Time{})
+		wantLog(t, s, twofa.EventVerifyFailed)
+		if n, err := s.Hit(t.Context(), "k", time.Minute, at); err != nil || n != 2 {
+			t.Errorf("Hit(k) after the attempt = %d, %v; want 2", n, err)
+		}
+	})
+
 	t.Run("ErrNotFound", func(t *testing.T) {
 		s := openStore(t, open)
 		enroll(t, s, alice, "dev_a", now0)
 		for _, ref := range []twofa.UserRef{nobody, otherAlice} {
 			called := false
-			err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: ref}, func(u *twofa.User, _ []int) (*twofa.Outcome, error) {
+			err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: ref, Now: at}, func(*twofa.AttemptState) (*twofa.Outcome, error) {
 				called = true
 				return &twofa.Outcome{Failures: 1}, nil
 			})
@@ -486,27 +249,56 @@ func testAttempt(t *testing.T, open Opener) {
 	})
 
 	t.Run("ErrReplayed", func(t *testing.T) {
-		// An outcome accepting a step that is not newer, or a device that
-		// is not active, writes nothing at all: not its failures, not its
-		// events.
+		// An effect whose condition fails (a step that is not newer; a
+		// device that is not an active device of the user; a spent,
+		// unknown or other user's backup code) writes nothing at all: not
+		// the other effects, not its failures, not its events.
 		s := openStore(t, open)
 		d := enroll(t, s, alice, "dev_a", now0)
 		create(t, s, alice, "dev_pending", now0)
+		enroll(t, s, bob, "dev_bob", now0)
+		codes := withCodes(t, s, alice, "a", 3)
+		bobs := withCodes(t, s, bob, "b", 3)
+		_, err := spendCode(t.Context(), s, alice, codes[0], at, nil)
+		wantNoErr(t, "spending a code", err)
+		good := twofa.SpendBackupCode{Hash: codes[1]}
 		for _, tt := range []struct {
-			id   string
-			step uint64
-		}{{d.ID, firstStep}, {d.ID, firstStep - 1}, {"dev_pending", firstStep + 1}, {"dev_unknown", firstStep + 1}} {
-			err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice}, func(u *twofa.User, _ []int) (*twofa.Outcome, error) {
+			name string
+			e    twofa.Effect
+		}{
+			{"SameStep", twofa.AcceptStep{DeviceID: d.ID, Step: firstStep}},
+			{"OlderStep", twofa.AcceptStep{DeviceID: d.ID, Step: firstStep - 1}},
+			{"ZeroStep", twofa.AcceptStep{DeviceID: d.ID, Step: 0}},
+			{"PendingDevice", twofa.AcceptStep{DeviceID: "dev_pending", Step: firstStep + 1}},
+			{"UnknownDevice", twofa.AcceptStep{DeviceID: "dev_unknown", Step: firstStep + 1}},
+			{"OtherUsersDevice", twofa.AcceptStep{DeviceID: "dev_bob", Step: firstStep + 1}},
+			{"SpentCode", twofa.SpendBackupCode{Hash: codes[0]}},
+			{"UnknownCode", twofa.SpendBackupCode{Hash: codeHashes("z", 1)[0]}},
+			{"OtherUsersCode", twofa.SpendBackupCode{Hash: bobs[0]}},
+		} {
+			err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice, Now: at}, func(*twofa.AttemptState) (*twofa.Outcome, error) {
 				return &twofa.Outcome{
-					Accept:   &twofa.StepAcceptance{DeviceID: tt.id, Step: tt.step, Now: at},
+					Effects:  []twofa.Effect{good, tt.e},
 					Failures: 9, LockedUntil: at.Add(time.Hour),
-					Events: []*twofa.AuditEvent{newEvent(twofa.EventVerifySucceeded, alice, tt.id)},
+					Hits:   []twofa.LimitHit{{Key: "outcome", Window: time.Minute}},
+					Events: []*twofa.AuditEvent{newEvent(twofa.EventVerifySucceeded, alice, d.ID)},
 				}, nil
 			})
-			wantErr(t, fmt.Sprintf("Attempt accepting %s step %d", tt.id, tt.step), err, twofa.ErrReplayed)
+			wantErr(t, "Attempt with effect "+tt.name, err, twofa.ErrReplayed)
 		}
 		wantDevice(t, "device after replays", mustDevice(t, s, alice, d.ID), d)
+		if p := mustDevice(t, s, alice, "dev_pending"); p.Status != twofa.StatusPending || p.LastStep != 0 {
+			t.Errorf("pending device became %s at step %d", p.Status, p.LastStep)
+		}
+		if b := mustDevice(t, s, bob, "dev_bob"); b.LastStep != firstStep {
+			t.Errorf("bob's LastStep = %d, want %d", b.LastStep, firstStep)
+		}
 		wantFailures(t, s, alice, 0, time.Time{})
+		wantCodes(t, s, alice, 2)
+		wantCodes(t, s, bob, 3)
+		if n, err := s.Hit(t.Context(), "outcome", time.Minute, at); err != nil || n != 1 {
+			t.Errorf("Hit(outcome) = %d, %v; want 1: no outcome counted", n, err)
+		}
 		wantLog(t, s)
 	})
 
@@ -520,19 +312,19 @@ func testAttempt(t *testing.T, open Opener) {
 			return twofa.AttemptRequest{Ref: ref, Now: at, Hits: hits}
 		}
 		var seen [][]int
-		record := func(o *twofa.Outcome, err error) func(*twofa.User, []int) (*twofa.Outcome, error) {
-			return func(u *twofa.User, counts []int) (*twofa.Outcome, error) {
-				seen = append(seen, slices.Clone(counts))
+		record := func(o *twofa.Outcome, err error) func(*twofa.AttemptState) (*twofa.Outcome, error) {
+			return func(st *twofa.AttemptState) (*twofa.Outcome, error) {
+				seen = append(seen, slices.Clone(st.Hits))
 				return o, err
 			}
 		}
 		mine := errors.New("refused by the check")
 		wantErr(t, "Attempt (check refuses)", s.Attempt(t.Context(), req(alice), record(nil, mine)), mine)
 		wantErr(t, "Attempt (unknown user)", s.Attempt(t.Context(), req(nobody), record(nil, nil)), twofa.ErrNotFound)
-		replay := &twofa.Outcome{Accept: &twofa.StepAcceptance{DeviceID: d.ID, Step: firstStep, Now: at}, Failures: 3,
+		replay := &twofa.Outcome{Effects: []twofa.Effect{twofa.AcceptStep{DeviceID: d.ID, Step: firstStep}}, Failures: 3,
 			Events: []*twofa.AuditEvent{newEvent(twofa.EventVerifySucceeded, alice, d.ID)}}
 		wantErr(t, "Attempt (replayed)", s.Attempt(t.Context(), req(alice), record(replay, nil)), twofa.ErrReplayed)
-		ok := &twofa.Outcome{Accept: &twofa.StepAcceptance{DeviceID: d.ID, Step: firstStep + 1, Now: at},
+		ok := &twofa.Outcome{Effects: []twofa.Effect{twofa.AcceptStep{DeviceID: d.ID, Step: firstStep + 1}},
 			Events: []*twofa.AuditEvent{newEvent(twofa.EventVerifySucceeded, alice, d.ID)}}
 		wantNoErr(t, "Attempt", s.Attempt(t.Context(), req(alice), record(ok, nil)))
 		if want := [][]int{{1, 1}, {3, 3}, {4, 4}}; !slices.EqualFunc(seen, want, slices.Equal) {
@@ -545,6 +337,93 @@ func testAttempt(t *testing.T, open Opener) {
 		wantLog(t, s, twofa.EventVerifySucceeded)
 	})
 
+	t.Run("PeeksAndOutcomeHits", func(t *testing.T) {
+		// Peeks are read, not counted; an outcome's hits count once it is
+		// written, and only then.
+		s := openStore(t, open)
+		enroll(t, s, alice, "dev_a", now0)
+		ip := twofa.LimitHit{Key: "ip", Window: time.Minute}
+		var seen []int
+		attempt := func(o *twofa.Outcome, err error) error {
+			return s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice, Now: at, Peeks: []twofa.LimitHit{ip}},
+				func(st *twofa.AttemptState) (*twofa.Outcome, error) {
+					seen = append(seen, st.Peeks[0])
+					return o, err
+				})
+		}
+		mine := errors.New("refused by the check")
+		wantErr(t, "Attempt (refused)", attempt(nil, mine), mine)
+		wantNoErr(t, "Attempt (counts nothing)", attempt(&twofa.Outcome{}, nil))
+		wantNoErr(t, "Attempt (counts ip)", attempt(&twofa.Outcome{Failures: 1, Hits: []twofa.LimitHit{ip}}, nil))
+		wantNoErr(t, "Attempt (counts ip)", attempt(&twofa.Outcome{Failures: 2, Hits: []twofa.LimitHit{ip}}, nil))
+		wantNoErr(t, "Attempt", attempt(&twofa.Outcome{Failures: 2}, nil))
+		if want := []int{0, 0, 0, 1, 2}; !slices.Equal(seen, want) {
+			t.Errorf("check saw ip counts %v, want %v", seen, want)
+		}
+		// The next minute starts afresh.
+		wantNoErr(t, "Attempt", s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice, Now: at.Truncate(time.Minute).Add(time.Minute), Peeks: []twofa.LimitHit{ip}},
+			func(st *twofa.AttemptState) (*twofa.Outcome, error) {
+				if st.Peeks[0] != 0 {
+					t.Errorf("ip count in the next minute = %d, want 0", st.Peeks[0])
+				}
+				return &twofa.Outcome{Failures: 2}, nil
+			}))
+	})
+
+	t.Run("RollingWindow", func(t *testing.T) {
+		// A window of 24 slots: a count is the sum of the last 24 hours'
+		// slots, and an event leaves it a whole window after its slot
+		// began.
+		s := openStore(t, open)
+		enroll(t, s, alice, "dev_a", now0)
+		day := twofa.LimitHit{Key: "day", Window: 24 * time.Hour, Buckets: 24}
+		base := time.Date(2025, time.March, 14, 0, 0, 0, 0, time.UTC)
+		peek := func(when time.Time) int {
+			var n int
+			err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice, Now: when, Peeks: []twofa.LimitHit{day}},
+				func(st *twofa.AttemptState) (*twofa.Outcome, error) {
+					n = st.Peeks[0]
+					return &twofa.Outcome{}, nil
+				})
+			wantNoErr(t, "Attempt (peek)", err)
+			return n
+		}
+		hit := func(when time.Time) int {
+			var n int
+			err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice, Now: when, Hits: []twofa.LimitHit{day}},
+				func(st *twofa.AttemptState) (*twofa.Outcome, error) {
+					n = st.Hits[0]
+					return &twofa.Outcome{}, nil
+				})
+			wantNoErr(t, "Attempt (hit)", err)
+			return n
+		}
+		for _, tt := range []struct {
+			at       time.Duration
+			hit      bool
+			want     int
+			describe string
+		}{
+			{10 * time.Minute, true, 1, "first event"},
+			{50 * time.Minute, true, 2, "same slot"},
+			{5*time.Hour + time.Minute, true, 3, "a later slot"},
+			{23*time.Hour + 59*time.Minute, false, 3, "all within 24 slots"},
+			{24 * time.Hour, false, 1, "the first slot has left"},
+			{29*time.Hour + time.Minute, false, 0, "the later slot has left"},
+			{29*time.Hour + 2*time.Minute, true, 1, "counting again"},
+		} {
+			var got int
+			if tt.hit {
+				got = hit(base.Add(tt.at))
+			} else {
+				got = peek(base.Add(tt.at))
+			}
+			if got != tt.want {
+				t.Errorf("%s at +%v: count %d, want %d", tt.describe, tt.at, got, tt.want)
+			}
+		}
+	})
+
 	// raceOne has n attempts with one code at once, as n requests would:
 	// exactly one is accepted, every other is counted, and the count is
 	// exact, because every check saw the user as the attempt before it
@@ -553,7 +432,7 @@ func testAttempt(t *testing.T, open Opener) {
 		o := openStore(t, open)
 		d := enroll(t, o, alice, "dev_a", now0)
 		errs := race(t, o, n, across, func(ctx context.Context, _ int, s twofa.Store) error {
-			return s.Attempt(ctx, twofa.AttemptRequest{Ref: alice}, attemptCheck(d.ID, firstStep+1, at))
+			return s.Attempt(ctx, twofa.AttemptRequest{Ref: alice, Now: at}, attemptCheck(d.ID, firstStep+1, at))
 		})
 		locked := 0
 		for i, err := range errs {
@@ -588,6 +467,32 @@ func testAttempt(t *testing.T, open Opener) {
 	t.Run("RaceOneWinner", func(t *testing.T) { raceOne(t, 32, false) })
 	t.Run("RaceAcrossHandles", func(t *testing.T) { raceOne(t, 32, true) })
 
+	t.Run("RaceLockout", func(t *testing.T) {
+		// 40 wrong guesses at once from two handles: exactly LockAfter (5)
+		// are counted, with counts 1 to 5, and the other 35 find the user
+		// locked and are not counted.
+		o := openStore(t, open)
+		enroll(t, o, alice, "dev_a", now0)
+		until := at.Add(30 * time.Second)
+		errs := race(t, o, 40, true, func(ctx context.Context, _ int, s twofa.Store) error { return fail(ctx, s, alice, at) })
+		counted, locked := 0, 0
+		for i, err := range errs {
+			var e *twofa.Error
+			switch {
+			case err == nil:
+				counted++
+			case errors.Is(err, twofa.ErrLocked) && errors.As(err, &e) && e.Until.Equal(until):
+				locked++
+			default:
+				t.Errorf("attempt #%d = %v", i, err)
+			}
+		}
+		if counted != 5 || locked != 35 {
+			t.Errorf("%d counted and %d locked, want 5 and 35 locked until %v", counted, locked, until)
+		}
+		wantFailures(t, o, alice, 5, until)
+	})
+
 	t.Run("RaceCountsEveryAttempt", func(t *testing.T) {
 		// Concurrent failures are counted one by one: none is lost.
 		o := openStore(t, open)
@@ -595,9 +500,9 @@ func testAttempt(t *testing.T, open Opener) {
 		const n = 24
 		seen := make([]int, n)
 		errs := race(t, o, n, true, func(ctx context.Context, i int, s twofa.Store) error {
-			return s.Attempt(ctx, twofa.AttemptRequest{Ref: alice}, func(u *twofa.User, _ []int) (*twofa.Outcome, error) {
-				seen[i] = u.Failures
-				return &twofa.Outcome{Failures: u.Failures + 1}, nil
+			return s.Attempt(ctx, twofa.AttemptRequest{Ref: alice, Now: at}, func(st *twofa.AttemptState) (*twofa.Outcome, error) {
+				seen[i] = st.User.Failures
+				return &twofa.Outcome{Failures: st.User.Failures + 1}, nil
 			})
 		})
 		for i, err := range errs {
@@ -611,6 +516,43 @@ func testAttempt(t *testing.T, open Opener) {
 			if v != i {
 				t.Fatalf("checks saw failure counts %v, want 0 to %d, each once", seen, n-1)
 			}
+		}
+	})
+
+	t.Run("RaceNewestWins", func(t *testing.T) {
+		// Different steps at once: whatever the order, the newest is
+		// accepted and ends as LastStep, and every acceptance was newer
+		// than the one before it.
+		o := openStore(t, open)
+		d := enroll(t, o, alice, "dev_a", now0)
+		const n = 16
+		errs := race(t, o, n, true, func(ctx context.Context, i int, s twofa.Store) error {
+			return s.Attempt(ctx, twofa.AttemptRequest{Ref: alice, Now: at}, func(st *twofa.AttemptState) (*twofa.Outcome, error) {
+				step := firstStep + 1 + uint64(i)
+				if step <= st.User.Device(d.ID).LastStep {
+					return nil, twofa.ErrReplayed
+				}
+				return &twofa.Outcome{Effects: []twofa.Effect{twofa.AcceptStep{DeviceID: d.ID, Step: step, Drift: i}},
+					Events: []*twofa.AuditEvent{newEvent(twofa.EventVerifySucceeded, alice, d.ID)}}, nil
+			})
+		})
+		accepted := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				accepted++
+			case !errors.Is(err, twofa.ErrReplayed):
+				t.Errorf("Attempt #%d = %v", i, err)
+			}
+		}
+		if errs[n-1] != nil {
+			t.Errorf("Attempt with the newest step = %v, want nil", errs[n-1])
+		}
+		if got := mustDevice(t, o, alice, d.ID); got.LastStep != firstStep+n || got.Drift != n-1 {
+			t.Errorf("LastStep, Drift = %d, %d; want %d, %d", got.LastStep, got.Drift, firstStep+n, n-1)
+		}
+		if log := allEvents(t, o); len(log) != accepted {
+			t.Errorf("audit log has %d events for %d acceptances", len(log), accepted)
 		}
 	})
 }

@@ -334,9 +334,9 @@ func testUnprepared(t *testing.T, open Opener) {
 				return s.DeleteFactors(t.Context(), alice, raw(twofa.EventDisabled))
 			},
 			devicesKept},
-		{"AcceptStep", false,
+		{"Attempt/AcceptStep", false,
 			func(t *testing.T, s twofa.Store) error {
-				return s.AcceptStep(t.Context(), twofa.StepAcceptance{Ref: alice, DeviceID: "dev_a", Step: firstStep + 1, Now: now0, ResetFailures: true, Event: raw(twofa.EventVerifySucceeded)})
+				return acceptStep(t.Context(), s, alice, "dev_a", firstStep+1, 0, now0, raw(twofa.EventVerifySucceeded))
 			},
 			func(t *testing.T, s twofa.Store) error {
 				u, err := s.User(t.Context(), alice)
@@ -348,26 +348,20 @@ func testUnprepared(t *testing.T, open Opener) {
 				}
 				return nil
 			}},
-		{"SetResync", false,
+		{"Attempt/Failure", false,
 			func(t *testing.T, s twofa.Store) error {
-				return s.SetResync(t.Context(), alice, "dev_a", firstStep+40, now0, raw(twofa.EventResyncStarted))
+				return s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice, Now: now0, Hits: []twofa.LimitHit{{Key: "k", Window: time.Minute}}},
+					func(*twofa.AttemptState) (*twofa.Outcome, error) {
+						return &twofa.Outcome{Failures: 2, Hits: []twofa.LimitHit{{Key: "o", Window: time.Minute}}, Events: []*twofa.AuditEvent{raw(twofa.EventVerifyFailed)}}, nil
+					})
 			},
-			func(t *testing.T, s twofa.Store) error {
-				u, err := s.User(t.Context(), alice)
-				if err != nil {
-					return err
-				}
-				if d := u.Device("dev_a"); d == nil || d.ResyncStep != 0 || !d.ResyncAt.IsZero() {
-					return fmt.Errorf("device %+v, want no resync", d)
-				}
-				return nil
-			}},
+			codesAndFailuresKept},
 		{"Unlock", false,
 			func(t *testing.T, s twofa.Store) error { return s.Unlock(t.Context(), alice, raw(twofa.EventUnlocked)) },
 			codesAndFailuresKept},
-		{"ConsumeBackupCode", false,
+		{"Attempt/SpendBackupCode", false,
 			func(t *testing.T, s twofa.Store) error {
-				_, err := s.ConsumeBackupCode(t.Context(), alice, codeHashes("a", 3)[0], now0, raw(twofa.EventBackupCodeUsed))
+				_, err := spendCode(t.Context(), s, alice, codeHashes("a", 3)[0], now0, raw(twofa.EventBackupCodeUsed))
 				return err
 			},
 			codesAndFailuresKept},
@@ -430,8 +424,8 @@ func codesAndFailuresKept(t *testing.T, s twofa.Store) error {
 	if u.BackupCodes != 3 || u.Failures != 1 {
 		return fmt.Errorf("BackupCodes, Failures = %d, %d; want 3, 1", u.BackupCodes, u.Failures)
 	}
-	if _, err := s.ConsumeBackupCode(t.Context(), alice, codeHashes("a", 3)[0], now0, nil); err != nil {
-		return fmt.Errorf("ConsumeBackupCode(first code) = %v, want it unspent", err)
+	if _, err := spendCode(t.Context(), s, alice, codeHashes("a", 3)[0], now0, nil); err != nil {
+		return fmt.Errorf("spending the first code = %v, want it unspent", err)
 	}
 	return nil
 }

@@ -54,7 +54,7 @@ func testUser(t *testing.T, open Opener) {
 		if len(u.Devices) != 1 {
 			t.Fatalf("User has %d devices, want 1", len(u.Devices))
 		}
-		// A pending device's ConfirmedAt, LastUsedAt and ResyncAt are zero
+		// A pending device's ConfirmedAt and LastUsedAt are zero
 		// and must stay zero, not become the Unix epoch.
 		wantDevice(t, "pending device", u.Devices[0], d)
 
@@ -65,9 +65,8 @@ func testUser(t *testing.T, open Opener) {
 		got := mustDevice(t, s, ref, d.ID)
 		wantDevice(t, "activated device", got, activated(d, step, at, got))
 
-		wantNoErr(t, "SetResync", s.SetResync(t.Context(), ref, d.ID, step+5, at.Add(time.Microsecond), nil))
-		err = s.AcceptStep(t.Context(), twofa.StepAcceptance{Ref: ref, DeviceID: d.ID, Step: step + 3, Drift: -2, Now: at.Add(time.Second)})
-		wantNoErr(t, "AcceptStep", err)
+		err = acceptStep(t.Context(), s, ref, d.ID, step+3, -2, at.Add(time.Second), nil)
+		wantNoErr(t, "accepting a step", err)
 		got = mustDevice(t, s, ref, d.ID)
 		w := activated(d, step+3, at, got)
 		w.Drift, w.LastUsedAt = -2, at.Add(time.Second)
@@ -96,8 +95,8 @@ func testUser(t *testing.T, open Opener) {
 		wantCodes(t, s, alice, 0)
 		hs := withCodes(t, s, alice, "a", 10)
 		wantCodes(t, s, alice, 10)
-		_, err := s.ConsumeBackupCode(t.Context(), alice, hs[3], now0, nil)
-		wantNoErr(t, "ConsumeBackupCode", err)
+		_, err := spendCode(t.Context(), s, alice, hs[3], now0, nil)
+		wantNoErr(t, "spending a code", err)
 		wantCodes(t, s, alice, 9)
 	})
 }
@@ -242,8 +241,8 @@ func testActivateDevice(t *testing.T, open Opener) {
 			(log[1].Type != twofa.EventEnrollConfirmed && log[1].Type != twofa.EventBackupCodesIssued) {
 			t.Errorf("audit log = %v, want enrollment_confirmed and backup_codes_issued", eventTypes(log))
 		}
-		_, err = s.ConsumeBackupCode(t.Context(), alice, codes[9], at, nil)
-		wantNoErr(t, "ConsumeBackupCode(issued code)", err)
+		_, err = spendCode(t.Context(), s, alice, codes[9], at, nil)
+		wantNoErr(t, "spending an issued code", err)
 	})
 
 	t.Run("CodesKept", func(t *testing.T) {
@@ -258,10 +257,10 @@ func testActivateDevice(t *testing.T, open Opener) {
 			t.Fatalf("ActivateDevice = %t, %v; want false, nil", issued, err)
 		}
 		wantCodes(t, s, alice, 3)
-		_, err = s.ConsumeBackupCode(t.Context(), alice, codeHashes("new", 10)[0], at, nil)
-		wantErr(t, "ConsumeBackupCode(code not issued)", err, twofa.ErrNotFound)
-		_, err = s.ConsumeBackupCode(t.Context(), alice, old[0], at, nil)
-		wantNoErr(t, "ConsumeBackupCode(old code)", err)
+		_, err = spendCode(t.Context(), s, alice, codeHashes("new", 10)[0], at, nil)
+		wantErr(t, "spending a code not issued", err, twofa.ErrNotFound)
+		_, err = spendCode(t.Context(), s, alice, old[0], at, nil)
+		wantNoErr(t, "spending an old code", err)
 		wantLog(t, s, twofa.EventEnrollConfirmed)
 	})
 
@@ -270,8 +269,8 @@ func testActivateDevice(t *testing.T, open Opener) {
 		s := openStore(t, open)
 		enroll(t, s, alice, "dev_a", now0)
 		old := withCodes(t, s, alice, "old", 1)
-		_, err := s.ConsumeBackupCode(t.Context(), alice, old[0], now0, nil)
-		wantNoErr(t, "ConsumeBackupCode", err)
+		_, err := spendCode(t.Context(), s, alice, old[0], now0, nil)
+		wantNoErr(t, "spending a code", err)
 		create(t, s, alice, "dev_b", now0)
 		issued, err := activate(t, s, alice, "dev_b", codeHashes("new", 4))
 		if err != nil || !issued {
@@ -365,8 +364,8 @@ func testActivateDevice(t *testing.T, open Opener) {
 			t.Errorf("device %s at LastStep %d, want active at %d", d.Status, d.LastStep, firstStep+winner)
 		}
 		wantCodes(t, o, alice, 3)
-		_, err := o.ConsumeBackupCode(t.Context(), alice, codeHashes(fmt.Sprint(winner), 3)[0], at, nil)
-		wantNoErr(t, "ConsumeBackupCode(winner's code)", err)
+		_, err := spendCode(t.Context(), o, alice, codeHashes(fmt.Sprint(winner), 3)[0], at, nil)
+		wantNoErr(t, "spending the winner's code", err)
 		if n := len(allEvents(t, o)); n != 2 {
 			t.Errorf("audit log has %d events, want 2", n)
 		}
@@ -432,12 +431,12 @@ func testDeleteFactors(t *testing.T, open Opener) {
 			t.Errorf("after DeleteFactors: devices %v, %d backup codes; want none", u.Devices, u.BackupCodes)
 		}
 		wantFailures(t, s, alice, 5, lock)
-		_, err := s.ConsumeBackupCode(t.Context(), alice, codes[0], now0, nil)
-		wantErr(t, "ConsumeBackupCode(deleted code)", err, twofa.ErrNotFound)
+		_, err := spendCode(t.Context(), s, alice, codes[0], now0, nil)
+		wantErr(t, "spending a deleted code", err, twofa.ErrNotFound)
 		// Bob's factors are untouched, even his codes with the same hashes.
 		mustDevice(t, s, bob, "dev_bob")
-		_, err = s.ConsumeBackupCode(t.Context(), bob, bobCodes[0], now0, nil)
-		wantNoErr(t, "ConsumeBackupCode(bob)", err)
+		_, err = spendCode(t.Context(), s, bob, bobCodes[0], now0, nil)
+		wantNoErr(t, "spending bob's code", err)
 		wantLog(t, s, twofa.EventDisabled)
 
 		// Again, on a user with nothing left to delete.
@@ -510,14 +509,13 @@ func testTenantIsolation(t *testing.T, open Opener) {
 
 	_, err := s.ActivateDevice(ctx, twofa.Activation{Ref: otherAlice, DeviceID: "dev_pending", Step: firstStep + 1, Now: now0})
 	wantErr(t, "ActivateDevice", err, twofa.ErrNotFound)
-	err = s.AcceptStep(ctx, twofa.StepAcceptance{Ref: otherAlice, DeviceID: "dev_a", Step: firstStep + 1, Now: now0, ResetFailures: true})
-	wantErr(t, "AcceptStep", err, twofa.ErrNotFound)
-	err = s.SetResync(ctx, otherAlice, "dev_a", firstStep+1, now0, nil)
-	wantErr(t, "SetResync", err, twofa.ErrNotFound)
+	// An effect on another tenant's device fails its condition.
+	err = acceptStep(ctx, s, otherAlice, "dev_a", firstStep+1, 0, now0, nil)
+	wantErr(t, "accepting a step", err, twofa.ErrReplayed)
 	err = s.DeleteDevice(ctx, otherAlice, "dev_a", nil)
 	wantErr(t, "DeleteDevice", err, twofa.ErrNotFound)
-	_, err = s.ConsumeBackupCode(ctx, otherAlice, codes[0], now0, nil)
-	wantErr(t, "ConsumeBackupCode", err, twofa.ErrNotFound)
+	_, err = spendCode(ctx, s, otherAlice, codes[0], now0, nil)
+	wantErr(t, "spending a code", err, twofa.ErrNotFound)
 
 	// Changes to the other alice leave this one alone.
 	failN(t, s, otherAlice, 1, now0)
@@ -528,7 +526,7 @@ func testTenantIsolation(t *testing.T, open Opener) {
 	wantFailures(t, s, alice, 2, time.Time{})
 	wantCodes(t, s, alice, 3)
 	u := mustUser(t, s, alice)
-	if len(u.Devices) != 2 || u.Device("dev_a").LastStep != firstStep || u.Device("dev_a").ResyncStep != 0 ||
+	if len(u.Devices) != 2 || u.Device("dev_a").LastStep != firstStep ||
 		u.Device("dev_pending").Status != twofa.StatusPending {
 		t.Errorf("alice's devices changed through %s: %v", otherAlice, u.Devices)
 	}

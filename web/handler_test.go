@@ -198,8 +198,13 @@ func TestHandler_Endpoints(t *testing.T) {
 			}
 		}},
 		{"ConfirmUnknownDevice", "POST", "/v1/users/alice/totp/dev_nope/confirm", e.appKey, `{"code":"123456"}`, 404, nil},
-		{"ResyncFirstCode", "POST", "/v1/users/alice/totp/" + dev + "/resync", e.appKey, `{"code1":"` + k.TOTP(e.clock.Now().Add(5*time.Minute)) + `"}`, 200, func(t *testing.T, r result) {
-			if r.body["valid"] != false || r.str("reason") != "first_code_saved" {
+		{"ResyncOneCode", "POST", "/v1/users/alice/totp/" + dev + "/resync", e.appKey, `{"code1":"` + k.TOTP(e.clock.Now().Add(5*time.Minute)) + `"}`, 400, func(t *testing.T, r result) {
+			if r.errCode() != "invalid" || !strings.Contains(r.raw, `"code2"`) {
+				t.Errorf("got %s", r.raw)
+			}
+		}},
+		{"ResyncWrong", "POST", "/v1/users/alice/totp/" + dev + "/resync", e.appKey, `{"code1":"` + k.TOTP(e.clock.Now().Add(90*time.Second)) + `","code2":"` + wrongCode(k, e.clock.Now()) + `"}`, 200, func(t *testing.T, r result) {
+			if r.raw != `{"valid":false,"reason":"invalid_code"}`+"\n" {
 				t.Errorf("got %s", r.raw)
 			}
 		}},
@@ -358,7 +363,11 @@ func TestHandler_BadBody(t *testing.T) {
 				return
 			}
 			fields, _ := r.body["error"].(map[string]any)["fields"].(map[string]any)
-			if r.status != 400 || len(fields) != 1 {
+			want := 1
+			if route.name == "Resync" {
+				want = 2 // code1 and code2
+			}
+			if r.status != 400 || len(fields) != want || fields[route.field] == nil {
 				t.Errorf("got %d %s, want 400 naming the missing field", r.status, r.raw)
 			}
 		})
@@ -392,7 +401,7 @@ func TestHandler_UserIDs(t *testing.T) {
 		{"DELETE", "/v1/users/%s", e.appKey, ""},
 		{"POST", "/v1/users/%s/totp", e.appKey, ""},
 		{"POST", "/v1/users/%s/totp/dev_x/confirm", e.appKey, `{"code":"123456"}`},
-		{"POST", "/v1/users/%s/totp/dev_x/resync", e.appKey, `{"code1":"123456"}`},
+		{"POST", "/v1/users/%s/totp/dev_x/resync", e.appKey, `{"code1":"123456","code2":"654321"}`},
 		{"POST", "/v1/users/%s/verify", e.appKey, `{"code":"123456"}`},
 		{"DELETE", "/v1/users/%s/devices/dev_x", e.appKey, ""},
 		{"POST", "/v1/users/%s/backup-codes", e.appKey, ""},

@@ -232,17 +232,25 @@ type resyncRequest struct {
 }
 
 func (q resyncRequest) Valid() map[string]string {
+	problems := map[string]string{}
 	if q.Code1 == "" {
-		return map[string]string{"code1": "required"}
+		problems["code1"] = "required"
 	}
-	return nil
+	if q.Code2 == "" {
+		problems["code2"] = "required: send two consecutive codes in one request"
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return problems
 }
 
+// resyncResponse is valid or not, and nothing in between: like a
+// verification's answer, it says nothing of which code matched.
 type resyncResponse struct {
-	Valid            bool   `json:"valid"`
-	Reason           string `json:"reason,omitempty"`
-	Drift            int    `json:"drift_steps"`
-	ClockSkewSeconds int    `json:"clock_skew_seconds"`
+	Valid  bool   `json:"valid"`
+	Reason string `json:"reason,omitempty"`
+	Drift  *int   `json:"drift_steps,omitempty"`
 }
 
 func (s *server) handleResync() http.Handler {
@@ -257,7 +265,16 @@ func (s *server) handleResync() http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
-		encode(w, http.StatusOK, resyncResponse{Valid: res.Valid, Reason: res.Reason, Drift: res.Drift, ClockSkewSeconds: int(res.ClockSkew / time.Second)})
+		out := resyncResponse{Valid: res.Valid}
+		if res.Valid {
+			out.Drift = &res.Drift
+		} else {
+			out.Reason = twofa.ReasonInvalidCode
+			if !res.LockedUntil.IsZero() {
+				s.metrics.lockouts.Inc()
+			}
+		}
+		encode(w, http.StatusOK, out)
 	})
 }
 
