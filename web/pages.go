@@ -190,6 +190,9 @@ type session struct {
 	Link    string `json:"l,omitempty"` // the link's ID, for the audit log
 	Pending string `json:"d,omitempty"` // the enrollment's pending device
 	Stage   string `json:"s,omitempty"` // enrollment: "", stageCodes or stageDone
+	// Proven: the visitor typed a current code or backup code of the user
+	// in this session, so may add a device; cleared once one is added.
+	Proven bool `json:"p,omitempty"`
 	Request string `json:"r,omitempty"` // the prompt's signed request
 	CSRF    string `json:"c"`           // the forms' token
 	Exp     int64  `json:"e"`           // Unix seconds

@@ -114,6 +114,14 @@ func (s *server) enrollPage(w http.ResponseWriter, r *http.Request, ss *session)
 			Data: enrollData{Name: "", Digits: d.Params.Digits, Expires: d.ExpiresAt, Manage: ss.Kind == kindManage}})
 		return
 	}
+	if need, err := s.needsProof(r, ss); err != nil || need {
+		if err != nil {
+			s.enrollProblem(w, r, ss, err)
+			return
+		}
+		s.render(w, r, http.StatusOK, "confirm.html", proveView(ss, ""))
+		return
+	}
 	en, err := s.svc.BeginEnrollment(ctx, ss.ref(), twofa.EnrollRequest{})
 	if err != nil {
 		s.enrollProblem(w, r, ss, err)
@@ -140,6 +148,49 @@ func (s *server) enrollPage(w http.ResponseWriter, r *http.Request, ss *session)
 		Secret: groupSecret(raw), Raw: raw, Digits: en.Device.Params.Digits, Expires: en.ExpiresAt,
 		Manage: ss.Kind == kindManage,
 	}})
+}
+
+// needsProof reports whether the session must prove a current factor of
+// the user before adding one: whoever holds a link to an enrolled user's
+// pages could otherwise add an authenticator of their own, and receive
+// fresh backup codes, with the link alone. (The API does not ask: the
+// application calling it has signed its user in.)
+func (s *server) needsProof(r *http.Request, ss *session) (bool, error) {
+	if ss.Proven {
+		return false, nil
+	}
+	u, err := s.svc.UserStatus(r.Context(), ss.ref())
+	if err != nil {
+		return false, err
+	}
+	return u.Enrolled(), nil
+}
+
+func proveView(ss *session, problem string) view {
+	d := confirmData{
+		Form:  codeForm{Action: "/enroll/prove", CSRF: ss.CSRF, Button: "Continue", Invalid: problem != ""},
+		Intro: "Before you add a device, type a code from a device you already have, or one of your backup codes.",
+	}
+	if ss.Kind == kindManage {
+		d.Cancel = "/manage"
+	}
+	return view{Title: "Confirm it's you", Error: problem, CSRF: ss.CSRF, Data: d}
+}
+
+// enrollProve checks a current code of the user, through the one attempt
+// path (a wrong one is a failed attempt), and lets the session add a
+// device.
+func (s *server) enrollProve(w http.ResponseWriter, r *http.Request, ss *session) {
+	if problem, status := s.confirmCode(r, ss); problem != "" {
+		s.render(w, r, status, "confirm.html", proveView(ss, problem))
+		return
+	}
+	ss.Proven = true
+	if err := s.setSession(w, r, ss); err != nil {
+		s.enrollProblem(w, r, ss, err)
+		return
+	}
+	seeOther(w, r, "/enroll")
 }
 
 // pendingDevice returns the session's enrollment if it still waits for
@@ -206,6 +257,16 @@ func (s *server) enrollConfirm(w http.ResponseWriter, r *http.Request, ss *sessi
 		again(http.StatusUnprocessableEntity, fmt.Sprintf("Please keep the device name to %d characters or fewer.", maxName))
 		return
 	}
+	// The user may have enrolled another way since this enrollment began:
+	// then this one too needs a current factor.
+	if need, err := s.needsProof(r, ss); err != nil || need {
+		if err != nil {
+			s.enrollProblem(w, r, ss, err)
+			return
+		}
+		s.render(w, r, http.StatusForbidden, "confirm.html", proveView(ss, "Your account has a device now: confirm it's you before adding this one."))
+		return
+	}
 	res, err := s.svc.ConfirmEnrollment(ctx, ss.ref(), ss.Pending, r.PostForm.Get("code"))
 	if errors.Is(err, twofa.ErrExpired) || errors.Is(err, twofa.ErrNotFound) {
 		ss.Pending = ""
@@ -236,7 +297,7 @@ func (s *server) enrollConfirm(w http.ResponseWriter, r *http.Request, ss *sessi
 			s.log.WarnContext(ctx, "naming a device after its enrollment", "err", err)
 		}
 	}
-	ss.Pending = ""
+	ss.Pending, ss.Proven = "", false
 	switch {
 	case len(res.BackupCodes) > 0:
 		ss.Stage = stageCodes

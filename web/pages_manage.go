@@ -86,6 +86,8 @@ func (s *server) manageRename(w http.ResponseWriter, r *http.Request, ss *sessio
 type confirmData struct {
 	Form    codeForm
 	Warning string
+	Intro   string // what the code is for; empty: confirming a change
+	Cancel  string // where Cancel goes; empty: no Cancel
 }
 
 // codeForm is the "codeforms" template's: a form for a code from an app
@@ -120,7 +122,7 @@ func (s *server) removeView(r *http.Request, ss *session, problem string) (view,
 	if err != nil || d == nil {
 		return view{}, false, err
 	}
-	c := confirmData{Form: codeForm{Action: "/manage/remove", CSRF: ss.CSRF, DeviceID: d.ID, Button: "Remove " + d.Name, Invalid: problem != ""}}
+	c := confirmData{Form: codeForm{Action: "/manage/remove", CSRF: ss.CSRF, DeviceID: d.ID, Button: "Remove " + d.Name, Invalid: problem != ""}, Cancel: "/manage"}
 	if n == 1 {
 		c.Warning = "This is your only device. After removing it, you can sign in only with a backup code until you add another device."
 	}
@@ -189,6 +191,7 @@ func codesView(ss *session, problem string) view {
 	return view{Title: "Make new backup codes?", Error: problem, CSRF: ss.CSRF, Data: confirmData{
 		Form:    codeForm{Action: "/manage/backup-codes", CSRF: ss.CSRF, Button: "Make new backup codes", Invalid: problem != ""},
 		Warning: "Your current backup codes will stop working.",
+		Cancel:  "/manage",
 	}}
 }
 

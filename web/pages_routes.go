@@ -12,6 +12,7 @@ func (s *server) addPageRoutes(mux *http.ServeMux) {
 	manage := []string{kindManage}
 	mux.Handle("GET /enroll", s.withSession(cookieLink, links, s.enrollPage))
 	mux.Handle("POST /enroll", s.withSession(cookieLink, links, s.enrollConfirm))
+	mux.Handle("POST /enroll/prove", s.withSession(cookieLink, links, s.enrollProve))
 	mux.Handle("POST /enroll/restart", s.withSession(cookieLink, links, s.enrollRestart))
 	mux.Handle("POST /enroll/saved", s.withSession(cookieLink, links, s.enrollSaved))
 

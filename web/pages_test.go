@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"html"
 	"io"
 	"net/http"
@@ -467,7 +468,24 @@ func TestPages_Manage(t *testing.T) {
 
 	var k2 *otp.Key
 	t.Run("AddDevice", func(t *testing.T) {
+		// A current code first: a wrong one is a failed attempt, and no
+		// secret is shown until a right one.
 		p := e.get("/enroll")
+		wantPage(t, "add device asks for a code", p, http.StatusOK, "Confirm it's you", `action="/enroll/prove"`, `id="backup-code"`)
+		if secretRE.MatchString(p.body) {
+			t.Fatalf("a secret before a current code")
+		}
+		p = e.post("/enroll/prove", url.Values{"csrf": {tok}, "code": {wrong(k, e.clock.Now())}})
+		wantPage(t, "wrong code", p, http.StatusUnprocessableEntity, "That code didn't work")
+		if u := e.user("alice"); u.Failures != 1 {
+			t.Errorf("after a wrong code: %d failures, want 1", u.Failures)
+		}
+		e.clock.Add(30 * time.Second)
+		p = e.post("/enroll/prove", url.Values{"csrf": {tok}, "code": {k.TOTP(e.clock.Now())}})
+		if p.status != http.StatusSeeOther || p.location() != "/enroll" {
+			t.Fatalf("right code: %d to %q; %s", p.status, p.location(), p.body)
+		}
+		p = e.get("/enroll")
 		m := secretRE.FindStringSubmatch(p.body)
 		if m == nil {
 			t.Fatalf("no secret on the enroll page of a manage session: %s", p.body)
@@ -707,4 +725,97 @@ func TestPages_Static(t *testing.T) {
 	if p := e.get("/static/"); p.status != http.StatusNotFound {
 		t.Errorf("GET /static/: %d, want 404", p.status)
 	}
+}
+
+func TestPages_AddingAFactorNeedsAFactor(t *testing.T) {
+	// A link to an enrolled user's pages does not by itself add an
+	// authenticator: a current code or backup code comes first, through
+	// the attempt path.
+	t.Run("EnrollmentLinkOfAnEnrolledUser", func(t *testing.T) {
+		e := newPagesEnv(t, false)
+		k, _ := e.enrolled("alice", "Phone")
+		p := e.open(e.link("enrollment", "alice"))
+		wantPage(t, "enrollment link", p, http.StatusOK, "Confirm it's you", `action="/enroll/prove"`)
+		if secretRE.MatchString(p.body) || strings.Contains(p.body, `id="qr"`) {
+			t.Fatal("a secret shown before a current code")
+		}
+		if n := len(e.user("alice").Devices); n != 1 {
+			t.Errorf("%d devices after opening the link, want 1: no enrollment begins", n)
+		}
+		tok := csrf(t, p)
+		// Posting a code for an enrollment that never began changes nothing.
+		p = e.post("/enroll", url.Values{"csrf": {tok}, "code": {k.TOTP(e.clock.Now())}, "name": {"Mine"}})
+		if p.status != http.StatusSeeOther || p.location() != "/enroll" || len(e.user("alice").Devices) != 1 {
+			t.Errorf("confirming without an enrollment: %d to %q, %d devices", p.status, p.location(), len(e.user("alice").Devices))
+		}
+		for i := 1; i <= 5; i++ {
+			p = e.post("/enroll/prove", url.Values{"csrf": {tok}, "code": {wrong(k, e.clock.Now())}})
+			want := http.StatusUnprocessableEntity
+			if i == 5 {
+				want = http.StatusTooManyRequests
+			}
+			if p.status != want {
+				t.Fatalf("wrong code %d: %d, want %d", i, p.status, want)
+			}
+		}
+		// The lock is the user's: the API refuses the right code too.
+		res, err := e.svc.Verify(context.Background(), twofa.UserRef{Tenant: "acme", User: "alice"}, k.TOTP(e.clock.Now()))
+		if !errors.Is(err, twofa.ErrLocked) {
+			t.Errorf("verify after 5 wrong codes on the page: %+v, %v; want locked", res, err)
+		}
+		wantPage(t, "still no secret", e.get("/enroll"), http.StatusOK, "Confirm it's you")
+	})
+
+	t.Run("BackupCodeProves", func(t *testing.T) {
+		// A user who lost the phone and removed it keeps backup codes: one
+		// of them lets the link add a new device; no new codes are shown,
+		// since the user still has some.
+		e := newPagesEnv(t, false)
+		_, codes := e.enrolled("bob", "Lost phone")
+		ref := twofa.UserRef{Tenant: "acme", User: "bob"}
+		if err := e.svc.RevokeDevice(context.Background(), ref, e.user("bob").ActiveDevices()[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		p := e.open(e.link("enrollment", "bob"))
+		wantPage(t, "needs a backup code", p, http.StatusOK, "Confirm it's you")
+		tok := csrf(t, p)
+		p = e.post("/enroll/prove", url.Values{"csrf": {tok}, "code": {codes[0]}})
+		if p.status != http.StatusSeeOther || p.location() != "/enroll" {
+			t.Fatalf("backup code: %d to %q; %s", p.status, p.location(), p.body)
+		}
+		p = e.get("/enroll")
+		m := secretRE.FindStringSubmatch(p.body)
+		if m == nil {
+			t.Fatalf("no secret after a backup code: %s", p.body)
+		}
+		secret, _ := otp.DecodeSecret(strings.ReplaceAll(m[1], " ", ""))
+		k, _ := otp.NewKey(secret, e.svc.Policy().TOTP)
+		p = e.post("/enroll", url.Values{"csrf": {tok}, "code": {k.TOTP(e.clock.Now())}, "name": {"New phone"}})
+		if p.status != http.StatusSeeOther || strings.Contains(p.body, `id="backup-codes"`) {
+			t.Fatalf("confirm: %d %q; want a redirect, no codes page", p.status, p.location())
+		}
+		if u := e.user("bob"); len(u.ActiveDevices()) != 1 || u.BackupCodes != len(codes)-1 {
+			t.Errorf("after: %d devices, %d codes", len(u.ActiveDevices()), u.BackupCodes)
+		}
+	})
+
+	t.Run("EnrolledMeanwhile", func(t *testing.T) {
+		// An enrollment begun before the user had a factor cannot be
+		// confirmed once they have one, without a current code.
+		e := newPagesEnv(t, false)
+		p := e.open(e.link("enrollment", "carol"))
+		tok := csrf(t, p)
+		m := secretRE.FindStringSubmatch(p.body)
+		if m == nil {
+			t.Fatalf("no secret on a first enrollment: %s", p.body)
+		}
+		e.enrolled("carol", "Phone")
+		secret, _ := otp.DecodeSecret(strings.ReplaceAll(m[1], " ", ""))
+		k, _ := otp.NewKey(secret, e.svc.Policy().TOTP)
+		p = e.post("/enroll", url.Values{"csrf": {tok}, "code": {k.TOTP(e.clock.Now())}, "name": {"Attacker"}})
+		wantPage(t, "confirm after another enrollment", p, http.StatusForbidden, "Confirm it's you")
+		if n := len(e.user("carol").ActiveDevices()); n != 1 {
+			t.Errorf("%d active devices, want 1", n)
+		}
+	})
 }
