@@ -192,7 +192,7 @@ type session struct {
 	Stage   string `json:"s,omitempty"` // enrollment: "", stageCodes or stageDone
 	// Proven: the visitor typed a current code or backup code of the user
 	// in this session, so may add a device; cleared once one is added.
-	Proven bool `json:"p,omitempty"`
+	Proven  bool   `json:"p,omitempty"`
 	Request string `json:"r,omitempty"` // the prompt's signed request
 	CSRF    string `json:"c"`           // the forms' token
 	Exp     int64  `json:"e"`           // Unix seconds

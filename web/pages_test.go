@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -647,6 +648,28 @@ func TestPages_Prompt(t *testing.T) {
 		wantPage(t, "locked", p, http.StatusTooManyRequests, "need to wait until")
 		p = e.post("/prompt", url.Values{"csrf": {tok}, "code": {"000000"}})
 		wantPage(t, "still locked", p, http.StatusTooManyRequests, "need to wait until", "(in 30 seconds)")
+	})
+
+	t.Run("LockedByResync", func(t *testing.T) {
+		// Five wrong resyncs through the API lock the user on the hosted
+		// prompt too: the API and the pages share one attempt path.
+		kf, _ := e.enrolled("fay", "Phone")
+		dev := e.user("fay").ActiveDevices()[0].ID
+		for i := range 5 {
+			body := fmt.Sprintf(`{"code1":"%06d","code2":"%06d"}`, i, i+1)
+			req, _ := http.NewRequest("POST", e.srv.URL+"/v1/users/fay/totp/"+dev+"/resync", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+e.appKey)
+			req.Header.Set("Content-Type", "application/json")
+			r := e.do(req)
+			if r.status != http.StatusOK || r.body != `{"valid":false,"reason":"invalid_code"}`+"\n" {
+				t.Fatalf("wrong resync %d: %d %s", i, r.status, r.body)
+			}
+		}
+		req := request()
+		req.User = "fay"
+		p := e.get(e.promptURL(key, req))
+		p = e.post("/prompt", url.Values{"csrf": {csrf(t, p)}, "code": {kf.TOTP(e.clock.Now())}})
+		wantPage(t, "prompt after 5 wrong resyncs", p, http.StatusTooManyRequests, "need to wait until")
 	})
 
 	bad := []struct {
