@@ -71,7 +71,8 @@ func TestBench(t *testing.T) {
 			rep.Enroll.Users, rep.Requests, rep.Unexpected, rep.Answers, rep.RSSBytes)
 	}
 	// --end-user-ips: the addresses reach the per-IP limit of a server
-	// that allows 5 verifications a minute per address.
+	// that allows 5 failed checks a minute per address (invalid codes
+	// only: right codes spend nothing of it).
 	dir2 := t.TempDir()
 	limited := startServer(t, dir2, "--verify-per-ip", "5")
 	key2 := createKey(t, dir2, "acme", false)
@@ -81,7 +82,7 @@ func TestBench(t *testing.T) {
 	}{{"0", false}, {"2", true}} {
 		out.Reset()
 		args = []string{"twofa", "bench", "--url", limited.url, "--key", key2, "--users", "20", "--requests", "40",
-			"--concurrency", "4", "--json", "--end-user-ips", tt.ips, "--user-prefix", "ips" + tt.ips}
+			"--concurrency", "4", "--json", "--end-user-ips", tt.ips, "--user-prefix", "ips" + tt.ips, "--mix", "valid=0,invalid=100,replayed=0"}
 		if err := run(ctx, args, testGetenv(nil), strings.NewReader(""), &out, &errOut); err != nil {
 			t.Fatalf("bench --end-user-ips %s: %v\n%s\n%s", tt.ips, err, out.String(), errOut.String())
 		}
