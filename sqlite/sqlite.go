@@ -4,8 +4,10 @@
 //
 // Concurrency: one goroutine owns the single write connection and commits
 // the writes of concurrent callers together (group commit, see writer.go):
-// each batch is one BEGIN IMMEDIATE transaction, and each write in it runs
-// in its own savepoint, after the writes before it. Writers in one process
+// each batch is one BEGIN IMMEDIATE transaction, and the writes in it run
+// one after another; if one fails after writing, the batch is rolled back
+// and run again with each write in a savepoint of its own, so one write's
+// failure never undoes another's. Writers in one process
 // thus queue in Go, never in SQLite, and take SQLite's write lock before
 // reading anything they decide on; writers in other processes wait for
 // that lock under busy_timeout. Reads that need no transaction run on a

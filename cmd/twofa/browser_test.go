@@ -29,7 +29,6 @@ import (
 	"github.com/twofa/twofa"
 	"github.com/twofa/twofa/internal/testenv"
 	"github.com/twofa/twofa/otp"
-	"github.com/twofa/twofa/sqlite"
 )
 
 // browserTimeout bounds each browser test, Chromium's start included.
@@ -41,15 +40,6 @@ const (
 	viewWidth, viewHeight = 390, 844
 	viewScale             = 2 // a phone's pixel ratio, so screenshots are sharp in the README
 )
-
-// needPages skips, as TestDemo does, while the SQLite store lacks the
-// hosted pages' links and tenants.
-func needPages(t *testing.T) {
-	t.Helper()
-	if _, ok := any((*sqlite.Store)(nil)).(twofa.PageStore); !ok {
-		t.Skip("the SQLite store does not keep the hosted pages' links and tenants yet (twofa.PageStore)")
-	}
-}
 
 // chrome is one headless Chromium with one tab, for one test.
 type chrome struct {
@@ -369,7 +359,6 @@ func userStatus(t *testing.T, app *client, user string) (active []map[string]any
 // TestBrowser_Enroll: an application hands its user an enrollment link,
 // which the user opens and follows to the end.
 func TestBrowser_Enroll(t *testing.T) {
-	needPages(t)
 	t.Parallel()
 	c := newChrome(t)
 	dir := t.TempDir()
@@ -399,7 +388,6 @@ func TestBrowser_Enroll(t *testing.T) {
 // TestBrowser_Manage: a user opens a manage link, sees their devices and
 // removes one, confirming with a code from the other.
 func TestBrowser_Manage(t *testing.T) {
-	needPages(t)
 	t.Parallel()
 	c := newChrome(t)
 	dir := t.TempDir()
@@ -457,7 +445,6 @@ func TestBrowser_Manage(t *testing.T) {
 // type wrong codes until locked out; an administrator unlocks the user in
 // the console, and the user signs in again.
 func TestBrowser_Demo(t *testing.T) {
-	needPages(t)
 	t.Parallel()
 	c := newChrome(t)
 	d := startDemo(t)

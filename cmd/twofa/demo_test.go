@@ -13,9 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twofa/twofa"
 	"github.com/twofa/twofa/otp"
-	"github.com/twofa/twofa/sqlite"
 )
 
 // demo is a running `twofa demo`, as a newcomer would start it, with what
@@ -142,9 +140,6 @@ func wantRedirect(t *testing.T, what string, r resp, prefix string) string {
 }
 
 func TestDemo(t *testing.T) {
-	if _, ok := any((*sqlite.Store)(nil)).(twofa.PageStore); !ok {
-		t.Skip("the SQLite store does not keep the hosted pages' links and tenants yet (twofa.PageStore)")
-	}
 	d := startDemo(t)
 	jar, _ := cookiejar.New(nil)
 	b := &browser{t: t, c: &http.Client{Jar: jar, Timeout: 10 * time.Second,

@@ -308,8 +308,7 @@ func (s *site) promptReturn(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-// setUp asks twofa for an enrollment link and sends the user to it. The Go
-// client has no call for links yet, so this one is made by hand.
+// setUp asks twofa for an enrollment link and sends the user to it.
 func (s *site) setUp(w http.ResponseWriter, r *http.Request, ss *session) {
 	if ss.User == "" {
 		s.signInPage(w, r, ss, http.StatusUnauthorized, "Please sign in first.", "")
@@ -326,27 +325,11 @@ func (s *site) setUp(w http.ResponseWriter, r *http.Request, ss *session) {
 }
 
 func (s *site) enrollmentLink(ctx context.Context, user string) (string, error) {
-	u := strings.TrimSuffix(s.cfg.TwofaURL, "/") + "/v1/users/" + url.PathEscape(user) + "/enrollment-links"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	l, err := s.twofa.EnrollmentLink(ctx, user)
 	if err != nil {
 		return "", err
 	}
-	req.Header.Set("Authorization", "Bearer "+s.cfg.APIKey)
-	resp, err := s.hc.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		URL string `json:"url"`
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return "", fmt.Errorf("POST enrollment-links: %s", resp.Status)
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&out); err != nil || !strings.HasPrefix(out.URL, "http") {
-		return "", fmt.Errorf("POST enrollment-links: bad answer (%v)", err)
-	}
-	return out.URL, nil
+	return l.URL, nil
 }
 
 func (s *site) signOut(w http.ResponseWriter, r *http.Request, _ *session) {
