@@ -17,7 +17,7 @@ type EnrollRequest struct {
 	Issuer      string // shown in the app; default: the policy's
 	Algorithm   string // SHA1, SHA256 or SHA512; default: the policy's
 	Digits      int    // 6 to 8
-	Period      int    // seconds, at most MaxPeriod
+	Period      int    // seconds, at most MaxDevicePeriod
 }
 
 // Enrollment is a pending TOTP device and what the user needs to add it
@@ -122,8 +122,8 @@ func (s *Service) newDevice(ref UserRef, req EnrollRequest, now time.Time) (*Dev
 	if p, err = p.Normalize(); err != nil {
 		return nil, nil, Errorf(EINVALID, "%s", strings.TrimPrefix(err.Error(), "otp: "))
 	}
-	if p.Period > MaxPeriod {
-		return nil, nil, Errorf(EINVALID, "period must be at most %d seconds", MaxPeriod)
+	if p.Period > MaxDevicePeriod {
+		return nil, nil, Errorf(EINVALID, "period must be at most %d seconds", MaxDevicePeriod)
 	}
 	d := &Device{
 		ID: NewID("dev"), Tenant: ref.Tenant, User: ref.User, Kind: KindTOTP, Name: name,
