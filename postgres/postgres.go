@@ -152,11 +152,12 @@ func wrap(errp *error, method string) {
 	}
 }
 
-// step checks that a TOTP step fits the BIGINT column. No real clock comes
-// near 2^63 steps, so a larger one is a caller's bug, not a replay.
+// step converts a TOTP step for its BIGINT column. Steps are seconds since
+// T0 over the period, far below 2^63 for any real clock, so a larger one is
+// invalid input (EINVALID, as in every store), not a replay.
 func step(s uint64) (int64, error) {
 	if s > math.MaxInt64 {
-		return 0, fmt.Errorf("step %d out of range", s)
+		return 0, twofa.Errorf(twofa.EINVALID, "time step %d out of range", s)
 	}
 	return int64(s), nil
 }

@@ -269,8 +269,9 @@ func fromMicros(v sql.NullInt64) time.Time {
 	return time.UnixMicro(v.Int64).UTC()
 }
 
-// step converts a TOTP step for storage. Steps are seconds since T0 over
-// the period, far below 2^63 for any real clock.
+// step converts a TOTP step for its INTEGER column. Steps are seconds since
+// T0 over the period, far below 2^63 for any real clock, so a larger one is
+// invalid input (EINVALID, as in every store), not a replay.
 func step(s uint64) (int64, error) {
 	if s > math.MaxInt64 {
 		return 0, twofa.Errorf(twofa.EINVALID, "time step %d out of range", s)

@@ -61,6 +61,7 @@ func Run(t *testing.T, open Opener) {
 		{"BeginAttempt", testBeginAttempt},
 		{"AcceptStep", testAcceptStep},
 		{"SetResync", testSetResync},
+		{"StepRange", testStepRange},
 		{"Unlock", testUnlock},
 		{"ConsumeBackupCode", testConsumeBackupCode},
 		{"ReplaceBackupCodes", testReplaceBackupCodes},
