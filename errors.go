@@ -87,7 +87,7 @@ var (
 	ErrLocked = &Error{Code: ERATELIMITED, Reason: "locked", Message: "locked"}
 	// ErrRateLimited: over a rate limit; Until says until when.
 	ErrRateLimited = &Error{Code: ERATELIMITED, Reason: "rate_limited", Message: "rate limited"}
-	// ErrDuplicate: the user already has a device with this secret.
+	// ErrDuplicate: one of the user's active devices already has this secret.
 	ErrDuplicate = &Error{Code: ECONFLICT, Reason: "duplicate_secret", Message: "the user already has a device with this secret"}
 )
 
