@@ -2,6 +2,7 @@ package twofa
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"strings"
@@ -17,7 +18,7 @@ type EnrollRequest struct {
 	Issuer      string // shown in the app; default: the policy's
 	Algorithm   string // SHA1, SHA256 or SHA512; default: the policy's
 	Digits      int    // 6 to 8
-	Period      int    // seconds, at most MaxPeriod
+	Period      int    // seconds, at most MaxDevicePeriod
 }
 
 // Enrollment is a pending TOTP device and what the user needs to add it
@@ -122,8 +123,8 @@ func (s *Service) newDevice(ref UserRef, req EnrollRequest, now time.Time) (*Dev
 	if p, err = p.Normalize(); err != nil {
 		return nil, nil, Errorf(EINVALID, "%s", strings.TrimPrefix(err.Error(), "otp: "))
 	}
-	if p.Period > MaxPeriod {
-		return nil, nil, Errorf(EINVALID, "period must be at most %d seconds", MaxPeriod)
+	if p.Period > MaxDevicePeriod {
+		return nil, nil, Errorf(EINVALID, "period must be at most %d seconds", MaxDevicePeriod)
 	}
 	d := &Device{
 		ID: NewID("dev"), Tenant: ref.Tenant, User: ref.User, Kind: KindTOTP, Name: name,
@@ -249,8 +250,15 @@ type ImportRequest struct {
 
 // ImportTOTP adds an active TOTP device with an existing secret, sealed on
 // the way in, for teams moving from another system. No code confirms it:
-// the secret is already in the user's app. Errors: EINVALID (a secret
-// under 128 bits or bad parameters), ErrDeviceLimit.
+// the secret is already in the user's app. A secret one of the user's
+// active devices has is not added again (ErrDuplicate), so an import run
+// twice changes nothing: two devices with one secret would let each code
+// pass once per device. Errors: EINVALID (a secret under 128 bits or bad
+// parameters), ErrDuplicate, ErrDeviceLimit.
+//
+// The duplicate check reads the user's devices before the new one is
+// added, not in the same transaction: two imports of one secret for one
+// user at the same moment could both add it.
 func (s *Service) ImportTOTP(ctx context.Context, ref UserRef, req ImportRequest) (*Device, error) {
 	if err := ref.Validate(); err != nil {
 		return nil, err
@@ -265,6 +273,9 @@ func (s *Service) ImportTOTP(ctx context.Context, ref UserRef, req ImportRequest
 	}
 	if len(req.Secret) < otp.MinSecretSize {
 		return nil, Errorf(EINVALID, "secret is shorter than %d bytes (128 bits, RFC 4226): re-enroll this user instead", otp.MinSecretSize)
+	}
+	if err := s.refuseDuplicate(ctx, ref, req.Secret); err != nil {
+		return nil, err
 	}
 	if d.Secret, err = s.keys.Seal(req.Secret, SecretAD(d)); err != nil {
 		return nil, fmt.Errorf("sealing a secret: %w", err)
@@ -282,4 +293,37 @@ func (s *Service) ImportTOTP(ctx context.Context, ref UserRef, req ImportRequest
 	}
 	d.Status, d.ConfirmedAt, d.LastUsedAt, d.ExpiresAt = StatusActive, now, now, time.Time{}
 	return d, nil
+}
+
+// refuseDuplicate returns ErrDuplicate, naming the device, when one of the
+// user's active devices holds secret. Every such device's secret is opened
+// and compared in constant time, all of them, with no early exit. A
+// pending device is left out: it verifies nothing, and expires.
+func (s *Service) refuseDuplicate(ctx context.Context, ref UserRef, secret []byte) error {
+	u, err := s.store.User(ctx, ref)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var dup *Device
+	for _, d := range u.Devices {
+		if d.Kind != KindTOTP || d.Status != StatusActive {
+			continue
+		}
+		have, err := s.keys.Open(d.Secret, SecretAD(d))
+		if err != nil {
+			return fmt.Errorf("opening the secret of device %s: %w", d.ID, err)
+		}
+		if subtle.ConstantTimeCompare(have, secret) == 1 {
+			dup = d
+		}
+		clear(have)
+	}
+	if dup != nil {
+		return &Error{Code: ErrDuplicate.Code, Reason: ErrDuplicate.Reason,
+			Message: fmt.Sprintf("the user already has this secret, in device %s", dup.ID)}
+	}
+	return nil
 }

@@ -32,15 +32,15 @@ type Error struct {
 
 func (e *Error) Error() string { return "twofa: " + e.Message }
 
-// Is matches errors of the same code and reason (or, without a reason, the
-// same message), so the sentinels below work with errors.Is whatever the
-// message of the error a store or the Service built.
+// Is matches errors of the same code and reason, so the sentinels below
+// work with errors.Is whatever the message of the error a store or the
+// Service built. An error without a reason matches only itself (errors.Is
+// compares identity before calling Is): two such errors that happen to
+// share a code and a text are still two different conditions, and a
+// caller who needs to tell one apart gives it a reason.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	if !ok || t.Code != e.Code || t.Reason != e.Reason {
-		return false
-	}
-	return t.Reason != "" || t.Message == e.Message
+	return ok && t.Reason != "" && t.Code == e.Code && t.Reason == e.Reason
 }
 
 // Errorf returns an *Error with the code and a formatted message.
@@ -87,6 +87,8 @@ var (
 	ErrLocked = &Error{Code: ERATELIMITED, Reason: "locked", Message: "locked"}
 	// ErrRateLimited: over a rate limit; Until says until when.
 	ErrRateLimited = &Error{Code: ERATELIMITED, Reason: "rate_limited", Message: "rate limited"}
+	// ErrDuplicate: one of the user's active devices already has this secret.
+	ErrDuplicate = &Error{Code: ECONFLICT, Reason: "duplicate_secret", Message: "the user already has a device with this secret"}
 )
 
 // LockedError returns the error of a user locked until the given time.

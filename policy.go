@@ -89,9 +89,17 @@ func DefaultPolicy() Policy {
 	}
 }
 
-// MaxPeriod is the longest TOTP period the Service allows: NIST SP 800-63B
-// asks that a time-based nonce change at least every two minutes.
-const MaxPeriod = 120
+// MaxDevicePeriod is the longest TOTP period of a device the Service
+// enrolls, imports or is configured for: NIST SP 800-63B asks that a
+// time-based nonce change at least every two minutes. It is narrower on
+// purpose than otp.MaxPeriod, the bound of the otp library, which computes
+// and parses keys of any period other systems use (up to an hour); the
+// check below keeps twofa's limit inside the library's.
+const MaxDevicePeriod = 120
+
+// A compile-time check: this constant overflows uint if MaxDevicePeriod
+// ever exceeds otp.MaxPeriod, which the otp package would then refuse.
+const _ = uint(otp.MaxPeriod - MaxDevicePeriod)
 
 // Validate checks that the policy is usable.
 func (p Policy) Validate() error {
@@ -99,8 +107,8 @@ func (p Policy) Validate() error {
 	switch {
 	case err != nil:
 		return fmt.Errorf("policy: %w", err)
-	case t.Period > MaxPeriod:
-		return fmt.Errorf("policy: TOTP period must be at most %d seconds", MaxPeriod)
+	case t.Period > MaxDevicePeriod:
+		return fmt.Errorf("policy: TOTP period must be at most %d seconds", MaxDevicePeriod)
 	case p.Window.Behind < 0 || p.Window.Ahead < 0:
 		return fmt.Errorf("policy: window must include the current step")
 	case p.Window.Size() > otp.MaxWindow || 2*p.resyncReach()+1 > otp.MaxWindow:

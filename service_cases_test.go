@@ -131,18 +131,37 @@ func TestService_Lockout(t *testing.T) {
 	ctx := context.Background()
 	ref := twofa.UserRef{Tenant: "acme", User: "dave"}
 	_, k, _ := f.enroll(t, ref, "Phone")
-	p := twofa.DefaultPolicy()
+	// The default policy's schedule, written out: no lock for 4 failures,
+	// 30 s at the 5th, doubling to a cap of 15 minutes, and a hard lock at
+	// the 100th.
+	lockFor := func(failures int) time.Duration {
+		switch {
+		case failures < 5:
+			return 0
+		case failures < 10:
+			return []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute}[failures-5]
+		}
+		return 15 * time.Minute
+	}
+	const hardLockAfter = 100
 	// Let every lock expire, so each failure is counted, up to the hard lock.
-	for i := 1; i <= p.HardLockAfter; i++ {
-		res, err := f.svc.Verify(ctx, ref, wrongCode(k, f.clock.Now()))
+	for i := 1; i <= hardLockAfter; i++ {
+		now := f.clock.Now()
+		res, err := f.svc.Verify(ctx, ref, wrongCode(k, now))
 		if err != nil {
 			t.Fatalf("failure %d: %v", i, err)
 		}
-		want := p.LockUntil(i, f.clock.Now())
+		want := now.Add(lockFor(i))
+		switch {
+		case i == hardLockAfter:
+			want = twofa.Forever
+		case lockFor(i) == 0:
+			want = time.Time{}
+		}
 		if !res.LockedUntil.Equal(want) {
 			t.Fatalf("failure %d: locked until %v, want %v", i, res.LockedUntil, want)
 		}
-		if i < p.HardLockAfter {
+		if i < hardLockAfter {
 			f.clock.Add(16 * time.Minute)
 		}
 	}
@@ -150,7 +169,7 @@ func TestService_Lockout(t *testing.T) {
 	_, err := f.svc.Verify(ctx, ref, k.TOTP(f.clock.Now()))
 	var te *twofa.Error
 	if !errors.As(err, &te) || !errors.Is(err, twofa.ErrLocked) || !te.Until.Equal(twofa.Forever) {
-		t.Fatalf("after %d failures and a day: %v; want locked until an administrator unlocks", p.HardLockAfter, err)
+		t.Fatalf("after %d failures and a day: %v; want locked until an administrator unlocks", hardLockAfter, err)
 	}
 	// Resync never unlocks.
 	if _, err := f.svc.Resync(ctx, ref, mustDevice(t, f, ref), k.TOTP(f.clock.Now()), k.TOTP(f.clock.Now().Add(30*time.Second))); !errors.Is(err, twofa.ErrLocked) {

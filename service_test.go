@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,11 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/twofa/twofa"
-	"github.com/twofa/twofa/internal/testenv"
+	"github.com/twofa/twofa/internal/twofatest"
 	"github.com/twofa/twofa/otp"
-	"github.com/twofa/twofa/postgres"
 	"github.com/twofa/twofa/seal"
 	"github.com/twofa/twofa/sqlite"
 )
@@ -60,38 +57,8 @@ func openSQLite(t testing.TB) (twofa.Store, string) {
 
 // openPostgres opens a store in a new schema of the test database.
 func openPostgres(t testing.TB) (twofa.Store, string) {
-	t.Helper()
-	dsn := testenv.Getenv(t, "TWOFA_TEST_POSTGRES_DSN")
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connecting to PostgreSQL: %v", err)
-	}
-	defer conn.Close(ctx)
-	schema := "twofa_test_" + strings.ToLower(twofa.NewID("s")[2:])
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("creating schema: %v", err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), dsn)
-		if err == nil {
-			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	s, err := postgres.Open(ctx, u.String())
-	if err != nil {
-		t.Fatalf("postgres.Open: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s, u.String()
+	s, dsn := twofatest.OpenPostgres(t)
+	return s, dsn
 }
 
 // fixture is a Service on a real store with an injected clock, whose log

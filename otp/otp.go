@@ -93,7 +93,11 @@ const (
 	MaxDigits     = 8
 	DefaultDigits = 6
 	DefaultPeriod = 30 // seconds
-	MaxPeriod     = 3600
+	// MaxPeriod bounds the period of a key this package computes codes
+	// for or parses from a URI: wide, to work with keys other systems
+	// made. A server may hold its own devices to less (NIST SP 800-63B
+	// asks for at most two minutes).
+	MaxPeriod = 3600
 )
 
 // Params are the parameters a prover and verifier share besides the secret.

@@ -168,15 +168,28 @@ func TestKey_Verify(t *testing.T) {
 		}
 	})
 	t.Run("LatestMatchWins", func(t *testing.T) {
-		// Find two steps in a wide window with the same code and check the later wins.
-		seen := map[string]uint64{}
-		for s := cur - 50; s <= cur+50; s++ {
-			seen[k.HOTP(s)] = s // later overwrites
+		// Steps 153567 and 153569 of the RFC 4226 seed share a code: when
+		// both are in the window, the later must win, since replay
+		// protection keeps the last accepted step.
+		const early, late, code = 153567, 153569, "468457"
+		if k.HOTP(early) != code || k.HOTP(late) != code {
+			t.Fatalf("HOTP(%d), HOTP(%d) = %s, %s; want both %s", early, late, k.HOTP(early), k.HOTP(late), code)
 		}
-		for c, s := range seen {
-			m, err := k.Verify(c, now, Window{Behind: 50, Ahead: 50})
-			if err != nil || !m.Valid || m.Step != s {
-				t.Fatalf("code at step %d: got %+v, %v", s, m, err)
+		at := func(step int64) time.Time { return time.Unix(step*30+7, 0) }
+		for _, tt := range []struct {
+			name string
+			t    time.Time
+			w    Window
+			want Match
+		}{
+			{"BothAroundCurrent", at(early + 1), DefaultWindow, Match{Valid: true, Step: late, Offset: 1}},
+			{"BothAhead", at(early), Window{Ahead: 2}, Match{Valid: true, Step: late, Offset: 2}},
+			{"BothBehind", at(late), Window{Behind: 2}, Match{Valid: true, Step: late, Offset: 0}},
+			{"BothInWideWindow", at(late + 40), Window{Behind: 50, Ahead: 50}, Match{Valid: true, Step: late, Offset: -40}},
+			{"OnlyEarly", at(early + 1), Window{Behind: 1}, Match{Valid: true, Step: early, Offset: -1}},
+		} {
+			if got, err := k.Verify(code, tt.t, tt.w); err != nil || got != tt.want {
+				t.Errorf("%s: Verify = %+v, %v; want %+v", tt.name, got, err, tt.want)
 			}
 		}
 	})

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/twofa/twofa"
+	"github.com/twofa/twofa/internal/keyrange"
 )
 
 var _ twofa.PageStore = (*Store)(nil)
@@ -165,7 +166,7 @@ func (s *Store) RenameDevice(ctx context.Context, ref twofa.UserRef, deviceID, n
 //
 // It reads in one read-only REPEATABLE READ transaction, so the three
 // queries see one snapshot: the users (a range scan of the primary key:
-// the prefix is turned into the range [prefix, prefixEnd(prefix)), with
+// the prefix is turned into the range [prefix, keyrange.PrefixEnd(prefix)), with
 // no LIKE pattern to escape), then the devices and the code counts of all
 // of them at once, by = ANY. A prefix that no stored ID can start with
 // (invalid UTF-8, or a NUL) matches no one.
@@ -178,7 +179,7 @@ func (s *Store) Users(ctx context.Context, tenant, prefix, after string, limit i
 	q := `SELECT user_id, failures, locked_until, created_at FROM users
 		WHERE tenant = $1 AND user_id > $2 AND user_id >= $3`
 	args := []any{tenant, after, prefix, limit}
-	if end, ok := prefixEnd(prefix); ok {
+	if end, ok := keyrange.PrefixEnd(prefix); ok {
 		q += ` AND user_id < $5`
 		args = append(args, end)
 	}
@@ -233,26 +234,4 @@ func (s *Store) Users(ctx context.Context, tenant, prefix, after string, limit i
 		return nil, err
 	}
 	return users, tx.Commit(ctx)
-}
-
-// prefixEnd returns the least string, in byte order, that is greater than
-// every string starting with prefix, a valid UTF-8 string, and false when
-// there is none. The string is valid UTF-8 too, as PostgreSQL's text
-// requires: it is prefix with its last rune replaced by the next one,
-// dropping trailing U+10FFFF. UTF-8 keeps code point order in byte order
-// and no rune's encoding is a prefix of another's, so the strings from
-// prefix up to it are exactly those that start with prefix.
-func prefixEnd(prefix string) (string, bool) {
-	for p := prefix; p != ""; {
-		r, n := utf8.DecodeLastRuneInString(p)
-		p = p[:len(p)-n]
-		next := r + 1
-		if next >= 0xD800 && next <= 0xDFFF { // surrogates have no encoding
-			next = 0xE000
-		}
-		if next <= utf8.MaxRune {
-			return p + string(next), true
-		}
-	}
-	return "", false
 }

@@ -13,11 +13,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
-	"path"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/twofa/twofa"
+	"github.com/twofa/twofa/internal/migrate"
 )
 
 // Store is a twofa.Store on a PostgreSQL database.
@@ -59,7 +56,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	if err := migrate(ctx, pool); err != nil {
+	if err := migrateSchema(ctx, pool); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: migrate: %w", err)
 	}
@@ -73,18 +70,18 @@ func (s *Store) Close() error {
 }
 
 //go:embed migrations/*.postgres.up.sql
-var migrations embed.FS
+var migrationFS embed.FS
 
-// migrate applies the embedded migrations not yet recorded in
-// schema_migrations, in one transaction. The advisory lock, keyed by the
-// schema, lets processes that start at once take turns: the first migrates,
-// the rest find nothing left to do.
-func migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	names, err := fs.Glob(migrations, "migrations/*.postgres.up.sql")
-	if err != nil {
-		return err
-	}
-	slices.Sort(names)
+var migrations = migrate.MustLoad(migrationFS, "migrations", "postgres")
+
+// MigrationVersion is the schema version this package brings a database to.
+var MigrationVersion = migrations[len(migrations)-1].Version
+
+// migrateSchema applies the migrations the schema lacks, all in one
+// transaction. The advisory lock, keyed by the schema, lets processes that
+// start at once take turns: the first migrates, the rest find nothing left
+// to do.
+func migrateSchema(ctx context.Context, pool *pgxpool.Pool) error {
 	return inTx(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('twofa/migrate:' || coalesce(current_schema(), ''), 0))`); err != nil {
 			return err
@@ -95,30 +92,26 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 			applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 			return err
 		}
-		rows, _ := tx.Query(ctx, `SELECT version FROM schema_migrations`)
-		applied, err := pgx.CollectRows(rows, pgx.RowTo[int])
+		// Versions recorded by releases that kept the whole file name get
+		// the name the loader gives, which SQLite records too.
+		if _, err := tx.Exec(ctx, `UPDATE schema_migrations SET name = left(name, -length('.postgres.up.sql'))
+			WHERE name LIKE '%.postgres.up.sql'`); err != nil {
+			return err
+		}
+		var have int
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+			return err
+		}
+		pending, err := migrate.Pending(migrations, have)
 		if err != nil {
 			return err
 		}
-		for _, name := range names {
-			base := path.Base(name)
-			prefix, _, _ := strings.Cut(base, "_")
-			version, err := strconv.Atoi(prefix)
-			if err != nil {
-				return fmt.Errorf("migration %s: bad version: %w", base, err)
+		for _, m := range pending {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil { // no arguments: simple protocol, many statements
+				return fmt.Errorf("%s: %w", m.Name, err)
 			}
-			if slices.Contains(applied, version) {
-				continue
-			}
-			sql, err := migrations.ReadFile(name)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, string(sql)); err != nil { // no arguments: simple protocol, many statements
-				return fmt.Errorf("migration %s: %w", base, err)
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, version, base); err != nil {
-				return err
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+				return fmt.Errorf("%s: %w", m.Name, err)
 			}
 		}
 		return nil
@@ -152,11 +145,12 @@ func wrap(errp *error, method string) {
 	}
 }
 
-// step checks that a TOTP step fits the BIGINT column. No real clock comes
-// near 2^63 steps, so a larger one is a caller's bug, not a replay.
+// step converts a TOTP step for its BIGINT column. Steps are seconds since
+// T0 over the period, far below 2^63 for any real clock, so a larger one is
+// invalid input (EINVALID, as in every store), not a replay.
 func step(s uint64) (int64, error) {
 	if s > math.MaxInt64 {
-		return 0, fmt.Errorf("step %d out of range", s)
+		return 0, twofa.Errorf(twofa.EINVALID, "time step %d out of range", s)
 	}
 	return int64(s), nil
 }

@@ -16,7 +16,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,9 +25,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
-	"github.com/twofa/twofa/internal/testenv"
+	"github.com/twofa/twofa/internal/twofatest"
 )
 
 var (
@@ -271,36 +268,7 @@ func auditVerify(t testing.TB, where db) {
 // returns the DSN that uses it.
 func postgresDB(t testing.TB) db {
 	t.Helper()
-	dsn := testenv.Getenv(t, "TWOFA_TEST_POSTGRES_DSN")
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connecting to PostgreSQL: %v", err)
-	}
-	defer conn.Close(ctx)
-	schema := fmt.Sprintf("twofa_prove_%d", time.Now().UnixNano())
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("creating schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if os.Getenv("TWOFA_PROVE_KEEP") == "1" {
-			t.Logf("kept schema %s", schema)
-			return
-		}
-		c, err := pgx.Connect(context.Background(), dsn)
-		if err == nil {
-			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return db{"--db", u.String()}
+	return db{"--db", twofatest.PostgresDSN(t)}
 }
 
 // api is a client of one API key.

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/twofa/twofa"
+	"github.com/twofa/twofa/internal/keyrange"
 )
 
 var _ twofa.PageStore = (*Store)(nil)
@@ -191,7 +192,7 @@ func (s *Store) RenameDevice(ctx context.Context, ref twofa.UserRef, deviceID, n
 //
 // It reads in one read transaction, so the three queries see one
 // snapshot: the users (a range scan of the primary key: the prefix is
-// turned into the range [prefix, prefixEnd(prefix)), with no LIKE pattern
+// turned into the range [prefix, keyrange.PrefixEnd(prefix)), with no LIKE pattern
 // to escape), then the devices and the code counts of all of them at
 // once. The page's users are all the tenant's users from its first ID to
 // its last, so those are read by that range of user IDs. A prefix that no
@@ -204,7 +205,7 @@ func (s *Store) Users(ctx context.Context, tenant, prefix, after string, limit i
 	q := `SELECT user_id, failures, locked_until, created_at FROM users
 		WHERE tenant = ?1 AND user_id > ?2 AND user_id >= ?3`
 	args := []any{tenant, after, prefix, limit}
-	if end, ok := prefixEnd(prefix); ok {
+	if end, ok := keyrange.PrefixEnd(prefix); ok {
 		q += ` AND user_id < ?5`
 		args = append(args, end)
 	}
@@ -275,26 +276,4 @@ func (s *Store) Users(ctx context.Context, tenant, prefix, after string, limit i
 		return nil, fmt.Errorf("sqlite: users of %s: %w", tenant, err)
 	}
 	return users, nil
-}
-
-// prefixEnd returns the least string, in byte order, that is greater than
-// every string starting with prefix, a valid UTF-8 string, and false when
-// there is none. The string is valid UTF-8 too: it is prefix with its last
-// rune replaced by the next one, dropping trailing U+10FFFF. UTF-8 keeps
-// code point order in byte order and no rune's encoding is a prefix of
-// another's, so the strings from prefix up to it are exactly those that
-// start with prefix.
-func prefixEnd(prefix string) (string, bool) {
-	for p := prefix; p != ""; {
-		r, n := utf8.DecodeLastRuneInString(p)
-		p = p[:len(p)-n]
-		next := r + 1
-		if next >= 0xD800 && next <= 0xDFFF { // surrogates have no encoding
-			next = 0xE000
-		}
-		if next <= utf8.MaxRune {
-			return p + string(next), true
-		}
-	}
-	return "", false
 }

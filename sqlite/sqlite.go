@@ -21,12 +21,10 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +34,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/twofa/twofa"
+	"github.com/twofa/twofa/internal/migrate"
 )
 
 var _ twofa.Store = (*Store)(nil)
@@ -165,44 +164,10 @@ func (s *Store) Close() error {
 //go:embed migrations/*.sqlite.up.sql
 var migrationFS embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-var migrations = mustLoadMigrations()
+var migrations = migrate.MustLoad(migrationFS, "migrations", "sqlite")
 
 // MigrationVersion is the schema version this package brings a database to.
-var MigrationVersion = migrations[len(migrations)-1].version
-
-func mustLoadMigrations() []migration {
-	names, err := fs.Glob(migrationFS, "migrations/*.sqlite.up.sql")
-	if err != nil {
-		panic(err)
-	}
-	var ms []migration
-	for _, n := range names {
-		base := filepath.Base(n)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v < 1 {
-			panic("sqlite: migration file name must start with a version: " + base)
-		}
-		b, err := migrationFS.ReadFile(n)
-		if err != nil {
-			panic(err)
-		}
-		ms = append(ms, migration{version: v, name: strings.TrimSuffix(base, ".sqlite.up.sql"), sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			panic(fmt.Sprintf("sqlite: migration %s: want version %d", m.name, i+1))
-		}
-	}
-	return ms
-}
+var MigrationVersion = migrations[len(migrations)-1].Version
 
 // Migrate applies the migrations the database lacks, all in one
 // transaction, so processes starting at once apply each exactly once.
@@ -219,15 +184,16 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if err := t.queryRow(`SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
 			return err
 		}
-		if have > MigrationVersion {
-			return fmt.Errorf("database schema version %d is newer than this program's %d", have, MigrationVersion)
+		pending, err := migrate.Pending(migrations, have)
+		if err != nil {
+			return err
 		}
-		for _, m := range migrations[have:] {
-			if _, err := t.script(m.sql); err != nil {
-				return fmt.Errorf("%s: %w", m.name, err)
+		for _, m := range pending {
+			if _, err := t.script(m.SQL); err != nil {
+				return fmt.Errorf("%s: %w", m.Name, err)
 			}
-			if _, err := t.script(`INSERT INTO schema_migrations (version, name) VALUES (?, ?)`, m.version, m.name); err != nil {
-				return fmt.Errorf("%s: %w", m.name, err)
+			if _, err := t.script(`INSERT INTO schema_migrations (version, name) VALUES (?, ?)`, m.Version, m.Name); err != nil {
+				return fmt.Errorf("%s: %w", m.Name, err)
 			}
 		}
 		return nil
@@ -271,8 +237,9 @@ func fromMicros(v sql.NullInt64) time.Time {
 	return time.UnixMicro(v.Int64).UTC()
 }
 
-// step converts a TOTP step for storage. Steps are seconds since T0 over
-// the period, far below 2^63 for any real clock.
+// step converts a TOTP step for its INTEGER column. Steps are seconds since
+// T0 over the period, far below 2^63 for any real clock, so a larger one is
+// invalid input (EINVALID, as in every store), not a replay.
 func step(s uint64) (int64, error) {
 	if s > math.MaxInt64 {
 		return 0, twofa.Errorf(twofa.EINVALID, "time step %d out of range", s)

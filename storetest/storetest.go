@@ -58,6 +58,7 @@ func Run(t *testing.T, open Opener) {
 		{"DeleteExpired", testDeleteExpired},
 		{"TenantIsolation", testTenantIsolation},
 		{"Attempt", testAttempt},
+		{"StepRange", testStepRange},
 		{"Unlock", testUnlock},
 		{"SpendBackupCode", testSpendBackupCode},
 		{"ReplaceBackupCodes", testReplaceBackupCodes},

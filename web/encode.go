@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+
+	"github.com/twofa/twofa"
 )
 
 // maxBody bounds request bodies; larger ones get 413.
@@ -66,7 +68,7 @@ func decode[T validator](w http.ResponseWriter, r *http.Request, optional bool) 
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
-			return v, &apiError{status: http.StatusUnsupportedMediaType, Code: "invalid", Message: "Content-Type must be application/json"}
+			return v, &apiError{Code: twofa.EINVALID, Reason: reasonContentType, Message: "Content-Type must be application/json"}
 		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -78,7 +80,7 @@ func decode[T validator](w http.ResponseWriter, r *http.Request, optional bool) 
 		return v, invalid("the body must hold one JSON object")
 	}
 	if problems := v.Valid(); len(problems) > 0 {
-		return v, &apiError{status: http.StatusBadRequest, Code: "invalid", Message: "invalid request", Fields: problems}
+		return v, &apiError{Code: twofa.EINVALID, Message: "invalid request", Fields: problems}
 	}
 	return v, nil
 }

@@ -53,7 +53,7 @@ func FuzzDecode(f *testing.F) {
 			if !errors.As(err, &ae) {
 				t.Fatalf("%s: error %T %v, want *apiError", name, err, err)
 			}
-			if ae.status < 400 || ae.status > 499 || ae.Code == "" || ae.Message == "" {
+			if st := ae.status(); st < 400 || st > 499 || ae.Code == "" || ae.Message == "" {
 				t.Fatalf("%s: error %+v, want a 4xx with a code and a message", name, ae)
 			}
 		}

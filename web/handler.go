@@ -69,9 +69,9 @@ func (s *server) jsonMisses(mux *http.ServeMux) http.Handler {
 		h.ServeHTTP(rec, r) // the mux's own 404, 405 or redirect, for its status and headers
 		switch rec.status {
 		case http.StatusMethodNotAllowed:
-			encode(w, rec.status, map[string]any{"error": apiError{Code: twofa.EINVALID, Reason: "method_not_allowed", Message: "method not allowed here: see the Allow header"}})
+			s.writeError(w, r, &apiError{Code: twofa.EINVALID, Reason: reasonMethodNotAllowed, Message: "method not allowed here: see the Allow header"})
 		case http.StatusNotFound:
-			encode(w, rec.status, map[string]any{"error": apiError{Code: twofa.ENOTFOUND, Message: "no such route: see /v1/openapi.json"}})
+			s.writeError(w, r, &apiError{Code: twofa.ENOTFOUND, Message: "no such route: see /v1/openapi.json"})
 		default:
 			w.WriteHeader(rec.status)
 		}

@@ -456,23 +456,26 @@ func seeOther(w http.ResponseWriter, r *http.Request, to string, formAction ...s
 
 // codeProblem puts a refused code, or an error of the Service about one,
 // into words for the person at the page, with what to do next, and the
-// status of the page that says so.
+// status of the page that says so: the status the API gives the same
+// error (statusFor), so that the pages and the API never disagree.
 func (s *server) codeProblem(r *http.Request, err error) (int, string) {
 	var te *twofa.Error
+	if !errors.As(err, &te) || te.Code == twofa.EINTERNAL || statusOf[te.Code] == 0 {
+		s.log.ErrorContext(r.Context(), "internal error on a page", "route", r.Pattern, "err", err)
+		return statusFor(twofa.EINTERNAL, ""), "Something went wrong on our side. Please try again in a moment."
+	}
+	status := statusFor(te.Code, te.Reason)
 	switch {
 	case errors.Is(err, twofa.ErrMalformedCode):
-		return http.StatusUnprocessableEntity, "That doesn't look like a code. Type the 6 digits your authenticator app shows now (spaces are fine), or one of your backup codes."
+		return status, "That doesn't look like a code. Type the 6 digits your authenticator app shows now (spaces are fine), or one of your backup codes."
 	case errors.Is(err, twofa.ErrLocked):
-		return http.StatusTooManyRequests, s.lockedText(untilOf(err))
+		return status, s.lockedText(te.Until)
 	case errors.Is(err, twofa.ErrRateLimited):
-		return http.StatusTooManyRequests, "There have been too many tries. Please wait until " + s.untilText(untilOf(err)) + " and try again."
+		return status, "There have been too many tries. Please wait until " + s.untilText(te.Until) + " and try again."
 	case errors.Is(err, twofa.ErrNotEnrolled):
-		return http.StatusConflict, "You have no device or backup codes set up, so there is no code to check. Ask the site you came from for a link to set one up."
-	case errors.As(err, &te) && te.Code != twofa.EINTERNAL && statusOf[te.Code] != 0:
-		return statusOf[te.Code], te.Message
+		return status, "You have no device or backup codes set up, so there is no code to check. Ask the site you came from for a link to set one up."
 	}
-	s.log.ErrorContext(r.Context(), "internal error on a page", "route", r.Pattern, "err", err)
-	return http.StatusInternalServerError, "Something went wrong on our side. Please try again in a moment."
+	return status, te.Message
 }
 
 // resultProblem explains a code that was well formed but refused.
@@ -485,15 +488,6 @@ func (s *server) resultProblem(v *twofa.VerifyResult) string {
 		msg += " " + s.lockedText(v.LockedUntil)
 	}
 	return msg
-}
-
-// untilOf returns when a rate_limited error ends.
-func untilOf(err error) time.Time {
-	var te *twofa.Error
-	if errors.As(err, &te) {
-		return te.Until
-	}
-	return time.Time{}
 }
 
 func (s *server) lockedText(until time.Time) string {

@@ -273,7 +273,7 @@ func TestPages_Enroll(t *testing.T) {
 	})
 	t.Run("ErrMalformedCode", func(t *testing.T) {
 		p := confirm("12ab", "")
-		wantPage(t, "malformed", p, http.StatusUnprocessableEntity, "doesn't look like a code")
+		wantPage(t, "malformed", p, http.StatusBadRequest, "doesn't look like a code") // as the API says
 	})
 	t.Run("Reload", func(t *testing.T) {
 		// The secret was shown once; a reload asks for the code only.
@@ -383,8 +383,8 @@ func TestPages_CSRF(t *testing.T) {
 		{"CrossOrigin", url.Values{"csrf": {tok}, "code": {"123456"}}, []string{"Origin", "https://evil.example"}, http.StatusForbidden},
 		{"NullOrigin", url.Values{"csrf": {tok}, "code": {"123456"}}, []string{"Origin", "null"}, http.StatusForbidden},
 		{"CrossReferer", url.Values{"csrf": {tok}, "code": {"123456"}}, []string{"Origin", "", "Referer", "https://evil.example/x"}, http.StatusForbidden},
-		{"NoOriginNoReferer", url.Values{"csrf": {tok}, "code": {"12"}}, []string{"Origin", ""}, http.StatusUnprocessableEntity},
-		{"SameOrigin", url.Values{"csrf": {tok}, "code": {"12"}}, nil, http.StatusUnprocessableEntity},
+		{"NoOriginNoReferer", url.Values{"csrf": {tok}, "code": {"12"}}, []string{"Origin", ""}, http.StatusBadRequest},
+		{"SameOrigin", url.Values{"csrf": {tok}, "code": {"12"}}, nil, http.StatusBadRequest},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := e.post("/enroll", c.form, c.header...)
@@ -619,7 +619,7 @@ func TestPages_Prompt(t *testing.T) {
 	t.Run("Malformed", func(t *testing.T) {
 		p := e.get(e.promptURL(key, request()))
 		p = e.post("/prompt", url.Values{"csrf": {csrf(t, p)}, "code": {"12"}})
-		wantPage(t, "malformed", p, http.StatusUnprocessableEntity, "doesn't look like a code")
+		wantPage(t, "malformed", p, http.StatusBadRequest, "doesn't look like a code") // as the API says
 	})
 
 	t.Run("BackupCode", func(t *testing.T) {

@@ -380,7 +380,9 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 
 // runImport brings existing TOTP secrets from another system: otpauth://
 // URIs, one per line as "USER URI", or CSV rows "user,uri" or
-// "user,secret[,algorithm,digits,period,name]".
+// "user,secret[,algorithm,digits,period,name]". A line whose secret the
+// user already has is skipped and reported, not failed, so running an
+// import again changes nothing and succeeds.
 func runImport(ctx context.Context, e *env, args []string) error {
 	var tenant *string
 	return adminCmd(ctx, e, args, "twofa import [--tenant T] FILE|-", func(fs *flag.FlagSet) {
@@ -402,7 +404,7 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		cr.FieldsPerRecord = -1
 		cr.Comment = '#'
 		cr.TrimLeadingSpace = true
-		imported, failed := 0, 0
+		imported, skipped, failed := 0, 0, 0
 		for line := 1; ; line++ {
 			rec, err := cr.Read()
 			if errors.Is(err, io.EOF) {
@@ -422,6 +424,11 @@ func runImport(ctx context.Context, e *env, args []string) error {
 				_, err = svc.ImportTOTP(ctx, twofa.UserRef{Tenant: *tenant, User: user}, req)
 			}
 			clear(req.Secret)
+			if errors.Is(err, twofa.ErrDuplicate) {
+				skipped++
+				fmt.Fprintf(e.stdout, "line %d: skipped: %s\n", line, twofa.ErrorMessage(err))
+				continue
+			}
 			if err != nil {
 				failed++
 				// The message names the line, never the secret.
@@ -430,7 +437,7 @@ func runImport(ctx context.Context, e *env, args []string) error {
 			}
 			imported++
 		}
-		fmt.Fprintf(e.stdout, "imported %d devices, %d lines failed\n", imported, failed)
+		fmt.Fprintf(e.stdout, "imported %d devices, skipped %d already there, %d lines failed\n", imported, skipped, failed)
 		if failed > 0 {
 			return exitError{code: 1}
 		}

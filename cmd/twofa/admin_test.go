@@ -13,6 +13,11 @@ import (
 	"github.com/twofa/twofa/otp"
 )
 
+// importLines are the lines of an import file that TestRun_Admin imports
+// more than once.
+const importLines = "dave otpauth://totp/Old:dave?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Old\n" +
+	"erin,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQGEZA,SHA256,8,30,Token\n"
+
 // TestRun_Admin drives the administration commands against one data
 // directory, as an operator would, with no server running.
 func TestRun_Admin(t *testing.T) {
@@ -53,11 +58,14 @@ func TestRun_Admin(t *testing.T) {
 		{"Migrate", data("migrate"), "", "up to date", 0},
 		{"APIKeyList", data("apikey", "list"), "", "ID", 0},
 		{"APIKeyRevokeUnknown", data("apikey", "revoke", "key_nope"), "", "", 1},
-		{"ImportURIs", data("import", "--tenant", "acme", "-"),
-			"dave otpauth://totp/Old:dave?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Old\n" +
-				"erin,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQGEZA,SHA256,8,30,Token\n", "imported 2 devices, 0 lines failed", 0},
+		{"ImportURIs", data("import", "--tenant", "acme", "-"), importLines, "imported 2 devices, skipped 0 already there, 0 lines failed", 0},
+		// Run again, the import changes nothing: every line is skipped.
+		{"ImportAgain", data("import", "--tenant", "acme", "-"), importLines, "line 2: skipped: the user already has this secret, in device dev_", 0},
+		{"ImportAgainSummary", data("import", "--tenant", "acme", "-"), importLines, "imported 0 devices, skipped 2 already there, 0 lines failed", 0},
+		{"ImportOneNew", data("import", "--tenant", "acme", "-"),
+			importLines + "dave,JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n", "imported 1 devices, skipped 2 already there, 0 lines failed", 0},
 		{"ImportBad", data("import", "--tenant", "acme", "-"),
-			"frank,JBSWY3DPEHPK3PXP\ngina,not-base32!\nhank otpauth://hotp/x?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&counter=1\n", "imported 0 devices, 3 lines failed", 1},
+			"frank,JBSWY3DPEHPK3PXP\ngina,not-base32!\nhank otpauth://hotp/x?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&counter=1\n", "imported 0 devices, skipped 0 already there, 3 lines failed", 1},
 		{"UsersDisable", data("users", "disable", "--tenant", "acme", "dave"), "", "2FA disabled for acme/dave", 0},
 		{"UnknownSubcommand", data("users", "frobnicate"), "", "", 2},
 	}
@@ -95,6 +103,10 @@ func TestRun_Admin(t *testing.T) {
 	out, _, _ = runCLI(t, "", data("users", "show", "--tenant", "acme", "erin")...)
 	if !strings.Contains(out, "SHA256/8/30s") {
 		t.Errorf("imported device parameters: %q", out)
+	}
+	// Imported three times, added once.
+	if n := len(regexp.MustCompile(`(?m)^dev_`).FindAllString(out, -1)); n != 1 {
+		t.Errorf("erin has %d devices after importing her line three times, want 1:\n%s", n, out)
 	}
 
 	// Rotation: add key 2 in front, rotate, then retire key 1.

@@ -1,15 +1,25 @@
-// Package twofatest builds what tests of the edges (web, client) need: a
-// real Service on a new SQLite database with an injected clock.
+// Package twofatest builds what tests need: a real Service on a new
+// SQLite database with an injected clock, for the edges (web, client), and
+// a PostgreSQL schema of a test's own, for every test that runs on
+// PostgreSQL.
 package twofatest
 
 import (
 	"context"
+	"crypto/rand"
+	"net/url"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/twofa/twofa"
+	"github.com/twofa/twofa/internal/testenv"
+	"github.com/twofa/twofa/postgres"
 	"github.com/twofa/twofa/seal"
 	"github.com/twofa/twofa/sqlite"
 )
@@ -67,4 +77,69 @@ func NewService(tb testing.TB) (*twofa.Service, *sqlite.Store, *Clock, string) {
 	}
 	tb.Cleanup(func() { st.Close() })
 	return svc, st, c, path
+}
+
+// PostgresDSN creates a schema of the test's own in the test database, and
+// returns a DSN whose connections use it, so that parallel tests and
+// reruns never share tables. The database is TWOFA_TEST_POSTGRES_DSN's
+// (without it the test skips, or fails under TWOFA_TEST_REQUIRE_ALL=1).
+// The schema is dropped when the test ends, unless
+// TWOFA_TEST_KEEP_SCHEMA=1 asks to keep it for a look afterwards.
+func PostgresDSN(tb testing.TB) string {
+	tb.Helper()
+	dsn := testenv.Getenv(tb, "TWOFA_TEST_POSTGRES_DSN")
+	schema := "twofa_test_" + strings.ToLower(rand.Text()[:12])
+	exec := func(sql string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	ident := pgx.Identifier{schema}.Sanitize()
+	if err := exec("CREATE SCHEMA " + ident); err != nil {
+		tb.Fatalf("twofatest: creating a schema in TWOFA_TEST_POSTGRES_DSN's database: %v", err)
+	}
+	tb.Cleanup(func() {
+		if os.Getenv("TWOFA_TEST_KEEP_SCHEMA") == "1" {
+			tb.Logf("kept schema %s", schema)
+			return
+		}
+		if err := exec("DROP SCHEMA " + ident + " CASCADE"); err != nil {
+			tb.Errorf("twofatest: dropping schema %s: %v", schema, err)
+		}
+	})
+	return withSearchPath(tb, dsn, schema)
+}
+
+// withSearchPath adds search_path to a URL or key=value DSN.
+func withSearchPath(tb testing.TB, dsn, schema string) string {
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		return dsn + " search_path=" + schema
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		tb.Fatalf("TWOFA_TEST_POSTGRES_DSN: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// OpenPostgres opens a store on a new schema (see PostgresDSN), closed
+// when the test ends, and returns it with the schema's DSN.
+func OpenPostgres(tb testing.TB) (*postgres.Store, string) {
+	tb.Helper()
+	dsn := PostgresDSN(tb)
+	s, err := postgres.Open(context.Background(), dsn)
+	if err != nil {
+		tb.Fatalf("postgres.Open: %v", err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s, dsn
 }

@@ -1,4 +1,4 @@
-package postgres
+package keyrange
 
 import (
 	"math/rand/v2"
@@ -20,9 +20,9 @@ func TestPrefixEnd(t *testing.T) {
 		{"a\U0010FFFF", "b", true},
 		{"\U0010FFFF\U0010FFFF", "", false},
 	} {
-		end, ok := prefixEnd(tt.prefix)
+		end, ok := PrefixEnd(tt.prefix)
 		if end != tt.end || ok != tt.ok {
-			t.Errorf("prefixEnd(%q) = %q, %t; want %q, %t", tt.prefix, end, ok, tt.end, tt.ok)
+			t.Errorf("PrefixEnd(%q) = %q, %t; want %q, %t", tt.prefix, end, ok, tt.end, tt.ok)
 		}
 	}
 
@@ -38,9 +38,9 @@ func TestPrefixEnd(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 20000 {
 		p, s := str(r), str(r)
-		end, ok := prefixEnd(p)
+		end, ok := PrefixEnd(p)
 		if ok && !utf8.ValidString(end) {
-			t.Fatalf("prefixEnd(%q) = %q, not valid UTF-8", p, end)
+			t.Fatalf("PrefixEnd(%q) = %q, not valid UTF-8", p, end)
 		}
 		in := p <= s && (!ok || s < end)
 		if in != strings.HasPrefix(s, p) {
