@@ -222,6 +222,9 @@ func checkReturnURL(raw string) error {
 	if u.Scheme != "https" && !(u.Scheme == "http" && local) {
 		return Errorf(EINVALID, "return URL %q must use https (http only for localhost)", raw)
 	}
+	if _, ok := returnPath(u); !ok {
+		return Errorf(EINVALID, `return URL %q must not have a "." or ".." segment, a backslash, or an encoded "/", "\" or "." in its path`, raw)
+	}
 	return nil
 }
 
@@ -257,15 +260,45 @@ func (s *Service) PromptRequest(ctx context.Context, tenant, token string) (*pro
 
 // returnURLMatches compares by prefix at a path boundary, so that
 // https://app.example/2fa allows https://app.example/2fa/done but not
-// https://app.example/2fa-evil or https://app.example.evil.
+// https://app.example/2fa-evil or https://app.example.evil. Paths are
+// compared as returnPath gives them: one that could resolve elsewhere
+// (https://app.example/2fa/../logout) matches nothing.
 func returnURLMatches(allowed, got string) bool {
 	a, err1 := url.Parse(allowed)
 	g, err2 := url.Parse(got)
-	if err1 != nil || err2 != nil || a.Scheme != g.Scheme || a.Host != g.Host || g.User != nil {
+	if err1 != nil || err2 != nil || a.Scheme != g.Scheme || a.Host != g.Host || a.User != nil || g.User != nil {
 		return false
 	}
-	ap := strings.TrimSuffix(a.Path, "/")
-	return g.Path == ap || strings.HasPrefix(g.Path, ap+"/") || ap == ""
+	ap, ok1 := returnPath(a)
+	gp, ok2 := returnPath(g)
+	if !ok1 || !ok2 {
+		return false
+	}
+	ap = strings.TrimSuffix(ap, "/")
+	return ap == "" || gp == ap || strings.HasPrefix(gp, ap+"/")
+}
+
+// returnPath returns a return URL's decoded path, and false when the path
+// could name another resource to a browser or the application's server
+// than it names to a comparison of strings: a "." or ".." segment (which
+// browsers and servers resolve away), also one with ;parameters (which
+// some servers drop first), a backslash (which browsers read as "/"), or
+// a percent-encoded "/", "\" or "." (which some servers decode before
+// they route and others after).
+func returnPath(u *url.URL) (string, bool) {
+	if u.Opaque != "" {
+		return "", false
+	}
+	raw := strings.ToLower(u.EscapedPath())
+	if strings.Contains(u.Path, `\`) || strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") || strings.Contains(raw, "%2e") {
+		return "", false
+	}
+	for seg := range strings.SplitSeq(u.Path, "/") {
+		if seg, _, _ = strings.Cut(seg, ";"); seg == "." || seg == ".." {
+			return "", false
+		}
+	}
+	return u.Path, true
 }
 
 // PromptResult signs the result of a passed prompt for the application.
