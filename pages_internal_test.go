@@ -106,3 +106,21 @@ func TestCheckReturnURL(t *testing.T) {
 		}
 	}
 }
+
+func TestAccountName(t *testing.T) {
+	tests := []struct{ user, want string }{
+		{"alice", "alice"},
+		{"alice@example.com", "alice@example.com"},
+		{"urn:acme:42", "urn.acme.42"},
+		{":", "."},
+		{" bob ", "bob"},
+		{" : ", "."},
+		{"   ", "user"},
+		{"Jürgen Groß", "Jürgen Groß"},
+	}
+	for _, tt := range tests {
+		if got := accountName(tt.user); got != tt.want {
+			t.Errorf("accountName(%q) = %q, want %q", tt.user, got, tt.want)
+		}
+	}
+}
