@@ -44,7 +44,8 @@ type APIKeyStore interface {
 	// APIKeys lists a tenant's keys, or every tenant's for "", revoked
 	// ones included, oldest first.
 	APIKeys(ctx context.Context, tenant string) ([]*APIKey, error)
-	// RevokeAPIKey revokes a key by ID. ErrNotFound.
+	// RevokeAPIKey revokes a key by ID. ErrNotFound. The event, if any,
+	// is given the key's tenant before it is linked.
 	RevokeAPIKey(ctx context.Context, id string, now time.Time, e *AuditEvent) error
 }
 
@@ -123,7 +124,8 @@ func (s *Service) APIKeys(ctx context.Context, tenant string) ([]*APIKey, error)
 	return s.store.APIKeys(ctx, tenant)
 }
 
-// RevokeAPIKey revokes a key.
+// RevokeAPIKey revokes a key. Its audit entry carries the key's tenant,
+// which the store fills in.
 func (s *Service) RevokeAPIKey(ctx context.Context, id string) error {
 	now := s.now()
 	e := s.event(ctx, EventAPIKeyRevoked, UserRef{}, "", now)

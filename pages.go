@@ -43,6 +43,9 @@ type Link struct {
 // Ref returns the link's user.
 func (l *Link) Ref() UserRef { return UserRef{Tenant: l.Tenant, User: l.User} }
 
+// AuditDetail names the link in audit entries: its kind and ID.
+func (l *Link) AuditDetail() string { return fmt.Sprintf("%s link %s", l.Kind, l.ID) }
+
 // Tenant holds a tenant's settings for the hosted prompt.
 type Tenant struct {
 	ID string
@@ -64,7 +67,8 @@ type PageStore interface {
 	// UseLink marks the link with this hash used at now and returns it,
 	// atomically: of concurrent uses, one succeeds. ErrNotFound when no
 	// link has the hash or it was used; ErrExpired when it expired
-	// (ExpiresAt <= now).
+	// (ExpiresAt <= now). The event, if any, is given the link's tenant
+	// and user, and its AuditDetail as Detail, before it is linked.
 	UseLink(ctx context.Context, hash []byte, now time.Time, e *AuditEvent) (*Link, error)
 
 	// Tenant returns a tenant's settings. ErrNotFound.
@@ -118,7 +122,7 @@ func (s *Service) CreateLink(ctx context.Context, ref UserRef, kind LinkKind) (s
 	h := sha256.Sum256([]byte(token))
 	l := &Link{ID: NewID("lnk"), Hash: h[:], Tenant: ref.Tenant, User: ref.User, Kind: kind, CreatedAt: now, ExpiresAt: now.Add(LinkTTL)}
 	e := s.event(ctx, EventLinkCreated, ref, "", now)
-	e.Detail = fmt.Sprintf("%s link %s", kind, l.ID)
+	e.Detail = l.AuditDetail()
 	if err := s.store.CreateLink(ctx, l, e); err != nil {
 		return "", nil, err
 	}
@@ -126,7 +130,8 @@ func (s *Service) CreateLink(ctx context.Context, ref UserRef, kind LinkKind) (s
 }
 
 // OpenLink spends a link token and returns its link. Errors: ErrNotFound
-// (unknown or already used), ErrExpired.
+// (unknown or already used), ErrExpired. The audit entry names the link
+// and its user, which the store fills in.
 func (s *Service) OpenLink(ctx context.Context, token string) (*Link, error) {
 	if !strings.HasPrefix(token, linkPrefix) || len(token) > 128 {
 		return nil, ErrNotFound

@@ -10,6 +10,71 @@ import (
 	"github.com/twofa/twofa/prompt"
 )
 
+// userEvents returns the user's audit events of type typ.
+func userEvents(t *testing.T, svc *twofa.Service, ref twofa.UserRef, typ twofa.EventType) []*twofa.AuditEvent {
+	t.Helper()
+	evs, err := svc.AuditEvents(context.Background(), twofa.AuditFilter{Tenant: ref.Tenant, User: ref.User, Limit: 1000})
+	if err != nil {
+		t.Fatalf("AuditEvents(%s) = %v", ref, err)
+	}
+	var out []*twofa.AuditEvent
+	for _, e := range evs {
+		if e.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// TestService_LinkUsedAudit checks that link_used names the link and its
+// user, which only the store knows when the token is spent.
+func TestService_LinkUsedAudit(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t testing.TB) (twofa.Store, string)) {
+		store, _ := open(t)
+		f := newFixture(t, store, nil)
+		ctx := context.Background()
+		ref := twofa.UserRef{Tenant: "acme", User: "grace"}
+		token, l, err := f.svc.CreateLink(ctx, ref, twofa.LinkManage)
+		if err != nil {
+			t.Fatalf("CreateLink = %v", err)
+		}
+		if _, err := f.svc.OpenLink(ctx, token); err != nil {
+			t.Fatalf("OpenLink = %v", err)
+		}
+		evs := userEvents(t, f.svc, ref, twofa.EventLinkUsed)
+		if len(evs) != 1 {
+			t.Fatalf("%d link_used events of %s, want 1", len(evs), ref)
+		}
+		if want := "manage link " + l.ID; evs[0].Detail != want {
+			t.Errorf("link_used Detail = %q, want %q", evs[0].Detail, want)
+		}
+		if strings.Contains(evs[0].Detail, token) {
+			t.Errorf("link_used Detail %q holds the token", evs[0].Detail)
+		}
+	})
+}
+
+// TestService_APIKeyRevokedAudit checks that api_key_revoked is the key's
+// tenant's, so that the tenant's administrators see it.
+func TestService_APIKeyRevokedAudit(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t testing.TB) (twofa.Store, string)) {
+		store, _ := open(t)
+		f := newFixture(t, store, nil)
+		ctx := context.Background()
+		_, k, err := f.svc.CreateAPIKey(ctx, "acme", "app", twofa.ScopeApp)
+		if err != nil {
+			t.Fatalf("CreateAPIKey = %v", err)
+		}
+		if err := f.svc.RevokeAPIKey(ctx, k.ID); err != nil {
+			t.Fatalf("RevokeAPIKey = %v", err)
+		}
+		evs := userEvents(t, f.svc, twofa.UserRef{Tenant: "acme"}, twofa.EventAPIKeyRevoked)
+		if len(evs) != 1 || evs[0].Tenant != "acme" || evs[0].Detail != "key "+k.ID {
+			t.Fatalf("api_key_revoked events of tenant acme = %+v, want one about key %s", evs, k.ID)
+		}
+	})
+}
+
 // TestService_EnrollColonUser follows the hosted enrollment page of a user
 // whose ID has colons: the account name is derived, not refused.
 func TestService_EnrollColonUser(t *testing.T) {

@@ -55,16 +55,22 @@ func (s *Store) APIKeys(ctx context.Context, tenant string) (_ []*twofa.APIKey, 
 }
 
 // RevokeAPIKey revokes a key by ID. ErrNotFound when no unrevoked key has
-// the ID. The key's row is locked before the audit log's head.
+// the ID. The key's row is locked before the audit log's head. The event,
+// if any, is given the key's tenant.
 func (s *Store) RevokeAPIKey(ctx context.Context, id string, now time.Time, e *twofa.AuditEvent) (err error) {
 	defer wrap(&err, "RevokeAPIKey")
 	return inTx(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, tstz(now), id)
+		var tenant string
+		err := tx.QueryRow(ctx, `UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING tenant`,
+			tstz(now), id).Scan(&tenant)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("API key %s: %w", id, twofa.ErrNotFound)
+		}
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("API key %s: %w", id, twofa.ErrNotFound)
+		if e != nil {
+			e.Tenant = tenant
 		}
 		return appendEvents(ctx, tx, nil, e)
 	})

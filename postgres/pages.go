@@ -42,8 +42,8 @@ func (s *Store) CreateLink(ctx context.Context, l *twofa.Link, e *twofa.AuditEve
 
 // UseLink spends the link with this hash with one compare-and-set UPDATE,
 // so that of concurrent uses, from any process, exactly one succeeds. The
-// event, if any, is given the link's tenant and user before it is linked,
-// and is appended only on success.
+// event, if any, is given the link's tenant, user and AuditDetail before
+// it is linked, and is appended only on success.
 //
 // An expired link (ExpiresAt <= now, or no expiry at all) is not marked
 // used: it is dead anyway, and stays ErrExpired. A link that was used is
@@ -73,7 +73,7 @@ func (s *Store) UseLink(ctx context.Context, hash []byte, now time.Time, e *twof
 			return err
 		}
 		if e != nil {
-			e.Tenant, e.User = l.Tenant, l.User
+			e.Tenant, e.User, e.Detail = l.Tenant, l.User, l.AuditDetail()
 		}
 		return appendEvents(ctx, tx, nil, e)
 	})

@@ -68,16 +68,20 @@ func (s *Store) APIKeys(ctx context.Context, tenant string) ([]*twofa.APIKey, er
 }
 
 // RevokeAPIKey revokes a key by ID. ErrNotFound when no unrevoked key has
-// the ID.
+// the ID. The event, if any, is given the key's tenant.
 func (s *Store) RevokeAPIKey(ctx context.Context, id string, now time.Time, e *twofa.AuditEvent) error {
 	return s.write(ctx, func(t *wtx) error {
-		n, err := rowsAffected(t.exec(`UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`,
-			micros(now), id))
+		var tenant string
+		err := t.queryRow(`UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING tenant`,
+			micros(now), id).Scan(&tenant)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("API key %s: %w", id, twofa.ErrNotFound)
+		}
 		if err != nil {
 			return fmt.Errorf("sqlite: revoke API key %s: %w", id, err)
 		}
-		if n == 0 {
-			return fmt.Errorf("API key %s: %w", id, twofa.ErrNotFound)
+		if e != nil {
+			e.Tenant = tenant
 		}
 		return t.appendEvents(e)
 	})

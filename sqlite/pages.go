@@ -48,8 +48,9 @@ func (s *Store) CreateLink(ctx context.Context, l *twofa.Link, e *twofa.AuditEve
 
 // UseLink spends the link with this hash with one compare-and-set UPDATE
 // in the write transaction, so that of concurrent uses, from any process,
-// exactly one succeeds. The event, if any, is given the link's tenant and
-// user before it is linked, and is appended only on success.
+// exactly one succeeds. The event, if any, is given the link's tenant,
+// user and AuditDetail before it is linked, and is appended only on
+// success.
 //
 // An expired link (ExpiresAt <= now, or no expiry at all) is not marked
 // used: it is dead anyway, and stays ErrExpired. A link that was used is
@@ -77,7 +78,7 @@ func (s *Store) UseLink(ctx context.Context, hash []byte, now time.Time, e *twof
 			return fmt.Errorf("sqlite: use link: %w", err)
 		}
 		if e != nil {
-			e.Tenant, e.User = l.Tenant, l.User
+			e.Tenant, e.User, e.Detail = l.Tenant, l.User, l.AuditDetail()
 		}
 		return t.appendEvents(e)
 	})

@@ -323,9 +323,13 @@ func testRevokeAPIKey(t *testing.T, open Opener) {
 		wantNoKeyByHash(t, ks, a.Hash)
 		wantNoKeyByHash(t, keyStore(t, o.second(t)), a.Hash) // in every process, at once
 		wantKeyByHash(t, ks, b)
-		log := wantLog(t, o, twofa.EventAPIKeyRevoked)
-		if len(log) == 1 && log[0].Detail != e.Detail {
-			t.Errorf("audit event Detail = %q, want %q", log[0].Detail, e.Detail)
+		// The Service knows the key's ID only: the store names its tenant.
+		if e.Tenant != "acme" {
+			t.Errorf("event passed to RevokeAPIKey: Tenant = %q, want %q", e.Tenant, "acme")
+		}
+		log := wantLog(t, o, twofa.EventAPIKeyRevoked) // and it verifies with it
+		if len(log) == 1 && (log[0].Detail != e.Detail || log[0].Tenant != "acme") {
+			t.Errorf("audit event Tenant, Detail = %q, %q; want %q, %q", log[0].Tenant, log[0].Detail, "acme", e.Detail)
 		}
 	})
 

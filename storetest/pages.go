@@ -60,11 +60,9 @@ func createLink(t *testing.T, ps twofa.PageStore, l *twofa.Link) *twofa.Link {
 }
 
 // useEvent returns a link_used event as the Service makes it: it does not
-// know the link's tenant and user yet.
+// know the link yet.
 func useEvent() *twofa.AuditEvent {
-	e := newEvent(twofa.EventLinkUsed, twofa.UserRef{}, "")
-	e.Detail = "opened"
-	return e
+	return newEvent(twofa.EventLinkUsed, twofa.UserRef{}, "")
 }
 
 // rawEvent is an event no chain prepared.
@@ -190,15 +188,17 @@ func testCreateLink(t *testing.T, open Opener) {
 
 func testUseLink(t *testing.T, open Opener) {
 	t.Run("Event", func(t *testing.T) {
-		// The Service does not know whose link it is: the store fills in
-		// the event's tenant and user from the link before linking it.
+		// The Service does not know which link it is: the store fills in
+		// the event's tenant and user from the link, and names the link,
+		// before linking it.
 		o := openStore(t, open)
 		ps := pageStore(t, o.Store)
 		l := createLink(t, ps, newLink("lnk_a", otherAlice, twofa.LinkEnroll, now0))
 		e := useEvent()
 		wantUse(t, ps, l.Hash, now0.Add(time.Minute), e, l)
-		if e.Tenant != otherAlice.Tenant || e.User != otherAlice.User {
-			t.Errorf("event passed to UseLink: Tenant, User = %q, %q; want %q, %q", e.Tenant, e.User, otherAlice.Tenant, otherAlice.User)
+		if e.Tenant != otherAlice.Tenant || e.User != otherAlice.User || e.Detail != "enroll link lnk_a" {
+			t.Errorf("event passed to UseLink: Tenant, User, Detail = %q, %q, %q; want %q, %q, %q",
+				e.Tenant, e.User, e.Detail, otherAlice.Tenant, otherAlice.User, "enroll link lnk_a")
 		}
 		log := wantLog(t, o, twofa.EventLinkUsed) // and it verifies with them
 		if len(log) == 1 {
