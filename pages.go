@@ -70,6 +70,10 @@ type PageStore interface {
 	// (ExpiresAt <= now). The event, if any, is given the link's tenant
 	// and user, and its AuditDetail as Detail, before it is linked.
 	UseLink(ctx context.Context, hash []byte, now time.Time, e *AuditEvent) (*Link, error)
+	// DeleteStaleLinks deletes every link that was used, or that expired
+	// at or before now, and returns how many it deleted. Neither can be
+	// used again, and their use is in the audit log.
+	DeleteStaleLinks(ctx context.Context, now time.Time) (int, error)
 
 	// Tenant returns a tenant's settings. ErrNotFound.
 	Tenant(ctx context.Context, id string) (*Tenant, error)

@@ -2,6 +2,7 @@ package twofa_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,38 @@ func TestService_APIKeyRevokedAudit(t *testing.T) {
 		evs := userEvents(t, f.svc, twofa.UserRef{Tenant: "acme"}, twofa.EventAPIKeyRevoked)
 		if len(evs) != 1 || evs[0].Tenant != "acme" || evs[0].Detail != "key "+k.ID {
 			t.Fatalf("api_key_revoked events of tenant acme = %+v, want one about key %s", evs, k.ID)
+		}
+	})
+}
+
+// TestService_SweepExpiredLinks checks that the sweeper deletes expired
+// links: one opened after the sweep is unknown, not expired.
+func TestService_SweepExpiredLinks(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t testing.TB) (twofa.Store, string)) {
+		store, _ := open(t)
+		f := newFixture(t, store, nil)
+		ctx := context.Background()
+		ref := twofa.UserRef{Tenant: "acme", User: "heidi"}
+		expired, _, err := f.svc.CreateLink(ctx, ref, twofa.LinkEnroll)
+		if err != nil {
+			t.Fatalf("CreateLink = %v", err)
+		}
+		f.clock.Add(twofa.LinkTTL)
+		live, _, err := f.svc.CreateLink(ctx, ref, twofa.LinkEnroll)
+		if err != nil {
+			t.Fatalf("CreateLink = %v", err)
+		}
+		if _, err := f.svc.OpenLink(ctx, expired); !errors.Is(err, twofa.ErrExpired) {
+			t.Fatalf("OpenLink(an expired link) before the sweep = %v, want ErrExpired", err)
+		}
+		if n, err := f.svc.SweepExpired(ctx); n != 0 || err != nil {
+			t.Errorf("SweepExpired = %d, %v; want 0 enrollments, nil", n, err)
+		}
+		if _, err := f.svc.OpenLink(ctx, expired); !errors.Is(err, twofa.ErrNotFound) {
+			t.Errorf("OpenLink(an expired link) after the sweep = %v, want ErrNotFound", err)
+		}
+		if _, err := f.svc.OpenLink(ctx, live); err != nil {
+			t.Errorf("OpenLink(a live link) after the sweep = %v, want nil", err)
 		}
 	})
 }

@@ -209,16 +209,23 @@ func (s *Service) Unlock(ctx context.Context, ref UserRef) error {
 	return s.store.Unlock(ctx, ref, s.event(ctx, EventUnlocked, ref, "", s.now()))
 }
 
-// SweepExpired deletes enrollments that expired unconfirmed and records
-// their expiry. Serving processes call it now and then.
+// SweepExpired deletes enrollments that expired unconfirmed, recording
+// their expiry, and links that were used or expired. It returns how many
+// enrollments it deleted. Serving processes call it now and then.
 func (s *Service) SweepExpired(ctx context.Context) (int, error) {
 	now := s.now()
+	links, lerr := s.store.DeleteStaleLinks(ctx, now)
+	if lerr != nil {
+		lerr = fmt.Errorf("sweeping links: %w", lerr)
+	} else if links > 0 {
+		s.log.InfoContext(ctx, "swept used and expired links", "count", links)
+	}
 	ds, err := s.store.DeleteExpired(ctx, now)
 	if err != nil || len(ds) == 0 {
-		return 0, err
+		return 0, errors.Join(err, lerr)
 	}
 	s.auditExpired(ctx, ds, now)
-	return len(ds), nil
+	return len(ds), lerr
 }
 
 func (s *Service) auditExpired(ctx context.Context, ds []*Device, now time.Time) {

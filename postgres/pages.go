@@ -83,6 +83,31 @@ func (s *Store) UseLink(ctx context.Context, hash []byte, now time.Time, e *twof
 	return l, nil
 }
 
+// staleLinksBatch bounds the links one statement deletes, so that a sweep
+// of a long-unswept table is a series of short transactions.
+const staleLinksBatch = 1000
+
+// DeleteStaleLinks deletes the links that were used, or expired at or
+// before now (no expiry counts as long past), a batch per statement. Rows
+// another transaction holds (a use in progress) are left to the next
+// sweep, so a sweep never waits for one.
+func (s *Store) DeleteStaleLinks(ctx context.Context, now time.Time) (_ int, err error) {
+	defer wrap(&err, "DeleteStaleLinks")
+	total := 0
+	for {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM links WHERE id IN (SELECT id FROM links
+			WHERE used_at IS NOT NULL OR expires_at IS NULL OR expires_at <= $1
+			LIMIT $2 FOR UPDATE SKIP LOCKED)`, tstz(now), staleLinksBatch)
+		if err != nil {
+			return total, err
+		}
+		total += int(tag.RowsAffected())
+		if tag.RowsAffected() < staleLinksBatch {
+			return total, nil
+		}
+	}
+}
+
 // Tenant returns a tenant's settings. ErrNotFound. ReturnURLs is nil when
 // the tenant has none, and PromptKey nil when it has no prompt key.
 func (s *Store) Tenant(ctx context.Context, id string) (_ *twofa.Tenant, err error) {

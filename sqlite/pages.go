@@ -88,6 +88,33 @@ func (s *Store) UseLink(ctx context.Context, hash []byte, now time.Time, e *twof
 	return l, nil
 }
 
+// staleLinksBatch bounds the links one write deletes, so that a sweep of
+// a long-unswept table never holds the writer for long.
+const staleLinksBatch = 1000
+
+// DeleteStaleLinks deletes the links that were used, or expired at or
+// before now (no expiry counts as long past), a batch per write.
+func (s *Store) DeleteStaleLinks(ctx context.Context, now time.Time) (int, error) {
+	total := 0
+	for {
+		var n int64
+		err := s.write(ctx, func(t *wtx) error {
+			var err error
+			n, err = rowsAffected(t.exec(`DELETE FROM links WHERE rowid IN (SELECT rowid FROM links
+				WHERE used_at IS NOT NULL OR expires_at IS NULL OR expires_at <= ? LIMIT ?)`,
+				now.UnixMicro(), staleLinksBatch))
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("sqlite: delete stale links: %w", err)
+		}
+		total += int(n)
+		if n < staleLinksBatch {
+			return total, nil
+		}
+	}
+}
+
 // Tenant returns a tenant's settings. ErrNotFound. ReturnURLs is nil when
 // the tenant has none, and PromptKey nil when it has no prompt key.
 func (s *Store) Tenant(ctx context.Context, id string) (*twofa.Tenant, error) {

@@ -302,6 +302,64 @@ func testUseLink(t *testing.T, open Opener) {
 	})
 }
 
+func testDeleteStaleLinks(t *testing.T, open Opener) {
+	t.Run("OK", func(t *testing.T) {
+		o := openStore(t, open)
+		ps := pageStore(t, o.Store)
+		now := now0.Add(time.Hour)
+		used := createLink(t, ps, newLink("lnk_used", alice, twofa.LinkEnroll, now.Add(-time.Minute)))
+		wantUse(t, ps, used.Hash, now.Add(-time.Second), nil, used) // used, not expired
+		expired := createLink(t, ps, newLink("lnk_expired", alice, twofa.LinkManage, now.Add(-twofa.LinkTTL)))
+		past := createLink(t, ps, newLink("lnk_past", bob, twofa.LinkManage, now0))
+		never := newLink("lnk_never", bob, twofa.LinkManage, now0)
+		never.ExpiresAt = time.Time{} // no expiry counts as long past
+		createLink(t, ps, never)
+		live := createLink(t, ps, newLink("lnk_live", otherAlice, twofa.LinkEnroll, now.Add(time.Microsecond-twofa.LinkTTL)))
+
+		n, err := ps.DeleteStaleLinks(t.Context(), now)
+		if n != 4 || err != nil {
+			t.Errorf("DeleteStaleLinks = %d, %v; want 4, nil", n, err)
+		}
+		// The stale ones are gone: their hashes are unknown, in every
+		// process; the live one is as it was.
+		other := pageStore(t, o.second(t))
+		for _, l := range []*twofa.Link{used, expired, past, never} {
+			wantUseErr(t, other, l.ID, l.Hash, now.Add(-time.Hour), twofa.ErrNotFound)
+		}
+		n, err = ps.DeleteStaleLinks(t.Context(), now)
+		if n != 0 || err != nil {
+			t.Errorf("DeleteStaleLinks again = %d, %v; want 0, nil", n, err)
+		}
+		wantUse(t, other, live.Hash, now, nil, live)
+		wantLog(t, o) // a sweep records nothing: each use is in the log
+	})
+
+	t.Run("Many", func(t *testing.T) {
+		// More stale links than a store may delete at once go all the same.
+		o := openStore(t, open)
+		const n = 1100
+		errs := race(t, o, 8, false, func(ctx context.Context, i int, s twofa.Store) error {
+			for j := i; j < n; j += 8 {
+				l := newLink(fmt.Sprintf("lnk_%04d", j), alice, twofa.LinkEnroll, now0)
+				if err := s.(twofa.PageStore).CreateLink(ctx, l, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("CreateLink = %v", err)
+		}
+		live := createLink(t, pageStore(t, o.Store), newLink("lnk_live", bob, twofa.LinkEnroll, now0.Add(time.Hour)))
+		got, err := pageStore(t, o.Store).DeleteStaleLinks(t.Context(), now0.Add(time.Hour))
+		if got != n || err != nil {
+			t.Errorf("DeleteStaleLinks = %d, %v; want %d, nil", got, err, n)
+		}
+		wantUseErr(t, pageStore(t, o.Store), "a swept link", linkHash("lnk_0000"), now0, twofa.ErrNotFound)
+		wantUse(t, pageStore(t, o.Store), live.Hash, now0.Add(time.Hour), nil, live)
+	})
+}
+
 // tenantDiff lists the fields in which got differs from want; times
 // compare as instants, and nil and empty alike.
 func tenantDiff(got, want *twofa.Tenant) []string {

@@ -79,6 +79,7 @@ func Run(t *testing.T, open Opener) {
 		{"RevokeAPIKey", testRevokeAPIKey},
 		{"CreateLink", testCreateLink},
 		{"UseLink", testUseLink},
+		{"DeleteStaleLinks", testDeleteStaleLinks},
 		{"Tenant", testTenant},
 		{"SetPromptKey", testSetPromptKey},
 		{"SetReturnURLs", testSetReturnURLs},
