@@ -3,7 +3,6 @@ package twofa
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/url"
@@ -28,7 +27,8 @@ const (
 )
 
 // Link is a single-use, expiring URL token for one user's pages. Only its
-// SHA-256 hash is stored; the token itself is in the URL handed out once.
+// keyed hash is stored, as for API keys; the token itself is in the URL
+// handed out once.
 type Link struct {
 	ID        string
 	Hash      []byte
@@ -74,6 +74,9 @@ type PageStore interface {
 	// at or before now, and returns how many it deleted. Neither can be
 	// used again, and their use is in the audit log.
 	DeleteStaleLinks(ctx context.Context, now time.Time) (int, error)
+	// UpgradeLinkHashes is APIKeyStore.UpgradeKeyHashes for the links
+	// that were unused when this handle applied the migration.
+	UpgradeLinkHashes(ctx context.Context, rehash func(plain []byte) []byte) (int, error)
 
 	// Tenant returns a tenant's settings. ErrNotFound.
 	Tenant(ctx context.Context, id string) (*Tenant, error)
@@ -123,8 +126,7 @@ func (s *Service) CreateLink(ctx context.Context, ref UserRef, kind LinkKind) (s
 	}
 	token := linkPrefix + strings.ToLower(keyEncoding.EncodeToString(raw[:]))
 	now := s.now()
-	h := sha256.Sum256([]byte(token))
-	l := &Link{ID: NewID("lnk"), Hash: h[:], Tenant: ref.Tenant, User: ref.User, Kind: kind, CreatedAt: now, ExpiresAt: now.Add(LinkTTL)}
+	l := &Link{ID: NewID("lnk"), Hash: s.tokenHash(token), Tenant: ref.Tenant, User: ref.User, Kind: kind, CreatedAt: now, ExpiresAt: now.Add(LinkTTL)}
 	e := s.event(ctx, EventLinkCreated, ref, "", now)
 	e.Detail = l.AuditDetail()
 	if err := s.store.CreateLink(ctx, l, e); err != nil {
@@ -140,10 +142,9 @@ func (s *Service) OpenLink(ctx context.Context, token string) (*Link, error) {
 	if !strings.HasPrefix(token, linkPrefix) || len(token) > 128 {
 		return nil, ErrNotFound
 	}
-	h := sha256.Sum256([]byte(token))
 	now := s.now()
 	e := s.event(ctx, EventLinkUsed, UserRef{}, "", now)
-	l, err := s.store.UseLink(ctx, h[:], now, e)
+	l, err := s.store.UseLink(ctx, s.tokenHash(token), now, e)
 	if err != nil {
 		return nil, err
 	}

@@ -108,6 +108,14 @@ func (s *Store) DeleteStaleLinks(ctx context.Context, now time.Time) (_ int, err
 	}
 }
 
+// UpgradeLinkHashes rehashes the unused links this handle's migration
+// found plain, if any, and forgets them.
+func (s *Store) UpgradeLinkHashes(ctx context.Context, rehash func([]byte) []byte) (int, error) {
+	n, err := s.upgradeHashes(ctx, "links", &s.legacy.links, rehash)
+	wrap(&err, "UpgradeLinkHashes")
+	return n, err
+}
+
 // Tenant returns a tenant's settings. ErrNotFound. ReturnURLs is nil when
 // the tenant has none, and PromptKey nil when it has no prompt key.
 func (s *Store) Tenant(ctx context.Context, id string) (_ *twofa.Tenant, err error) {

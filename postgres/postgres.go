@@ -30,7 +30,8 @@ import (
 
 // Store is a twofa.Store on a PostgreSQL database.
 type Store struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	legacy legacyTokens // what this handle's migration found to rehash
 }
 
 var _ twofa.Store = (*Store)(nil)
@@ -44,6 +45,12 @@ const defaultMaxConns = 16
 // pool_max_conns and runtime parameters such as search_path are honoured)
 // and brings its schema up to date.
 func Open(ctx context.Context, dsn string) (*Store, error) {
+	return open(ctx, dsn, math.MaxInt)
+}
+
+// open is Open bringing the schema to version upTo only, which tests of
+// upgrades need.
+func open(ctx context.Context, dsn string, upTo int) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -59,11 +66,16 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	if err := migrate(ctx, pool); err != nil {
+	s := &Store{pool: pool}
+	legacy, err := migrate(ctx, pool, upTo)
+	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: migrate: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	if legacy != nil {
+		s.legacy.set(legacy)
+	}
+	return s, nil
 }
 
 // Close closes the store's connections.
@@ -75,17 +87,19 @@ func (s *Store) Close() error {
 //go:embed migrations/*.postgres.up.sql
 var migrations embed.FS
 
-// migrate applies the embedded migrations not yet recorded in
-// schema_migrations, in one transaction. The advisory lock, keyed by the
-// schema, lets processes that start at once take turns: the first migrates,
-// the rest find nothing left to do.
-func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+// migrate applies the embedded migrations up to version upTo not yet
+// recorded in schema_migrations, in one transaction. The advisory lock,
+// keyed by the schema, lets processes that start at once take turns: the
+// first migrates, the rest find nothing left to do. The migration that
+// keys token hashes returns the rows it leaves for the Service to rehash,
+// which only this process will know.
+func migrate(ctx context.Context, pool *pgxpool.Pool, upTo int) (legacy *legacyTokens, err error) {
 	names, err := fs.Glob(migrations, "migrations/*.postgres.up.sql")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	slices.Sort(names)
-	return inTx(ctx, pool, func(tx pgx.Tx) error {
+	err = inTx(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('twofa/migrate:' || coalesce(current_schema(), ''), 0))`); err != nil {
 			return err
 		}
@@ -107,7 +121,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 			if err != nil {
 				return fmt.Errorf("migration %s: bad version: %w", base, err)
 			}
-			if slices.Contains(applied, version) {
+			if slices.Contains(applied, version) || version > upTo {
 				continue
 			}
 			sql, err := migrations.ReadFile(name)
@@ -120,9 +134,18 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, version, base); err != nil {
 				return err
 			}
+			if version == keyedHashesVersion {
+				if legacy, err = findLegacyTokens(ctx, tx); err != nil {
+					return fmt.Errorf("migration %s: %w", base, err)
+				}
+			}
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return legacy, nil
 }
 
 // beginner is a pool or a connection.

@@ -115,6 +115,12 @@ func (s *Store) DeleteStaleLinks(ctx context.Context, now time.Time) (int, error
 	}
 }
 
+// UpgradeLinkHashes rehashes the unused links this handle's migration
+// found plain, if any, and forgets them.
+func (s *Store) UpgradeLinkHashes(ctx context.Context, rehash func([]byte) []byte) (int, error) {
+	return s.upgradeHashes(ctx, "links", &s.legacy.links, rehash)
+}
+
 // Tenant returns a tenant's settings. ErrNotFound. ReturnURLs is nil when
 // the tenant has none, and PromptKey nil when it has no prompt key.
 func (s *Store) Tenant(ctx context.Context, id string) (*twofa.Tenant, error) {

@@ -360,6 +360,24 @@ func testDeleteStaleLinks(t *testing.T, open Opener) {
 	})
 }
 
+func testUpgradeLinkHashes(t *testing.T, open Opener) {
+	t.Run("NothingAfterMigration", func(t *testing.T) {
+		// The handle migrated a new database, so it found no plain row:
+		// links stored since are never rehashed, by it or by another
+		// handle, whatever their hashes.
+		o := openStore(t, open)
+		ps := pageStore(t, o.Store)
+		l := createLink(t, ps, newLink("lnk_a", alice, twofa.LinkEnroll, now0))
+		for i, s := range []twofa.PageStore{ps, pageStore(t, o.second(t)), ps} {
+			n, err := s.UpgradeLinkHashes(t.Context(), mustNotRehash(t))
+			if n != 0 || err != nil {
+				t.Errorf("UpgradeLinkHashes #%d = %d, %v; want 0, nil", i+1, n, err)
+			}
+		}
+		wantUse(t, ps, l.Hash, now0, nil, l)
+	})
+}
+
 // tenantDiff lists the fields in which got differs from want; times
 // compare as instants, and nil and empty alike.
 func tenantDiff(got, want *twofa.Tenant) []string {
