@@ -2,6 +2,7 @@ package twofa
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
@@ -22,8 +23,10 @@ const (
 )
 
 // APIKey authenticates a calling application or an administrator of one
-// tenant. The key itself is shown once when made; only its SHA-256 hash is
-// stored (it has 256 random bits, so a plain hash resists any guessing).
+// tenant. The key itself is shown once when made; only its keyed hash is
+// stored (Service.tokenHash): it has 256 random bits, so no hash of it can
+// be guessed back, and the key of the hash keeps whoever can write the
+// database without the master key from storing a key of their own.
 type APIKey struct {
 	ID         string
 	Tenant     string
@@ -44,8 +47,19 @@ type APIKeyStore interface {
 	// APIKeys lists a tenant's keys, or every tenant's for "", revoked
 	// ones included, oldest first.
 	APIKeys(ctx context.Context, tenant string) ([]*APIKey, error)
-	// RevokeAPIKey revokes a key by ID. ErrNotFound.
+	// RevokeAPIKey revokes a key by ID. ErrNotFound. The event, if any,
+	// is given the key's tenant before it is linked.
 	RevokeAPIKey(ctx context.Context, id string, now time.Time, e *AuditEvent) error
+
+	// UpgradeKeyHashes finishes the store's migration to keyed hashes
+	// (schema version 5), which needs the Service's key: in one
+	// transaction, each key whose hash was a plain SHA-256 when this
+	// handle applied that migration, and still is, gets the hash
+	// rehash(plain). No other key is ever rehashed: not one written after
+	// the migration, nor any on a handle that found the migration done
+	// already, nor any on a second call. It returns how many keys it
+	// rehashed.
+	UpgradeKeyHashes(ctx context.Context, rehash func(plain []byte) []byte) (int, error)
 }
 
 // apiKeyPrefix marks twofa keys, so secret scanners can find leaked ones.
@@ -81,7 +95,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, tenant, name string, scope S
 	}
 	secret := apiKeyPrefix + strings.ToLower(keyEncoding.EncodeToString(raw[:]))
 	now := s.now()
-	k := &APIKey{ID: NewID("key"), Tenant: tenant, Name: name, Scope: scope, Hash: hashAPIKey(secret), CreatedAt: now}
+	k := &APIKey{ID: NewID("key"), Tenant: tenant, Name: name, Scope: scope, Hash: s.tokenHash(secret), CreatedAt: now}
 	e := s.event(ctx, EventAPIKeyCreated, UserRef{Tenant: tenant}, "", now)
 	e.Detail = fmt.Sprintf("key %s %q, scope %s", k.ID, name, scope)
 	if err := s.store.CreateAPIKey(ctx, k, e); err != nil {
@@ -90,9 +104,40 @@ func (s *Service) CreateAPIKey(ctx context.Context, tenant, name string, scope S
 	return secret, k, nil
 }
 
-func hashAPIKey(secret string) []byte {
-	h := sha256.Sum256([]byte(secret))
-	return h[:]
+// tokenHash is the stored form of an API key or a link token:
+// HMAC-SHA-256 under the token key of the token's SHA-256. Hashing twice
+// lets rows stored before the key existed, which held the SHA-256, be
+// rehashed without their tokens (upgradeTokenHashes).
+func (s *Service) tokenHash(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return s.rehashToken(h[:])
+}
+
+// rehashToken is the keyed hash of a token's SHA-256.
+func (s *Service) rehashToken(plain []byte) []byte {
+	m := hmac.New(sha256.New, s.tokenKey)
+	m.Write(plain)
+	return m.Sum(nil)
+}
+
+// upgradeTokenHashes rehashes the API keys and links that held plain
+// SHA-256 hashes when the store was migrated to keyed hashes, if this
+// Service's store made that migration. Only then: rows written later, by
+// anyone able to write the database, stay plain, and no plain hash ever
+// matches.
+func (s *Service) upgradeTokenHashes(ctx context.Context) error {
+	keys, err := s.store.UpgradeKeyHashes(ctx, s.rehashToken)
+	if err != nil {
+		return fmt.Errorf("rehashing API keys: %w", err)
+	}
+	links, err := s.store.UpgradeLinkHashes(ctx, s.rehashToken)
+	if err != nil {
+		return fmt.Errorf("rehashing links: %w", err)
+	}
+	if keys+links > 0 {
+		s.log.InfoContext(ctx, "API keys and links now stored as keyed hashes", "api_keys", keys, "links", links)
+	}
+	return nil
 }
 
 // Authenticate returns the API key whose secret this is, or an
@@ -102,7 +147,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*APIKey, err
 	if !strings.HasPrefix(secret, apiKeyPrefix) || len(secret) > 128 {
 		return nil, Errorf(EUNAUTHORIZED, "missing or malformed API key")
 	}
-	h := hashAPIKey(secret)
+	h := s.tokenHash(secret)
 	now := s.now()
 	if k := s.apiKeys.get(h, now); k != nil {
 		return k, nil
@@ -123,7 +168,8 @@ func (s *Service) APIKeys(ctx context.Context, tenant string) ([]*APIKey, error)
 	return s.store.APIKeys(ctx, tenant)
 }
 
-// RevokeAPIKey revokes a key.
+// RevokeAPIKey revokes a key. Its audit entry carries the key's tenant,
+// which the store fills in.
 func (s *Service) RevokeAPIKey(ctx context.Context, id string) error {
 	now := s.now()
 	e := s.event(ctx, EventAPIKeyRevoked, UserRef{}, "", now)

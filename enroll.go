@@ -14,7 +14,7 @@ import (
 // EnrollRequest asks for a new TOTP device. Every field is optional.
 type EnrollRequest struct {
 	Name        string // the device's name, such as "Work phone"
-	AccountName string // shown in the app; default: the user ID
+	AccountName string // shown in the app; default: the user ID, colons made full stops
 	Issuer      string // shown in the app; default: the policy's
 	Algorithm   string // SHA1, SHA256 or SHA512; default: the policy's
 	Digits      int    // 6 to 8
@@ -99,7 +99,7 @@ func (s *Service) newDevice(ref UserRef, req EnrollRequest, now time.Time) (*Dev
 		return nil, nil, err
 	}
 	if account == "" {
-		account = ref.User
+		account = accountName(ref.User)
 	}
 	issuer, err := cleanName("issuer", req.Issuer, maxIssuer)
 	if err != nil {
@@ -134,6 +134,18 @@ func (s *Service) newDevice(ref UserRef, req EnrollRequest, now time.Time) (*Dev
 		return nil, nil, Errorf(EINVALID, "issuer and account name must not contain a colon (the key URI format forbids it)")
 	}
 	return d, &otp.URI{Type: otp.TypeTOTP, Issuer: issuer, Account: account, Params: p}, nil
+}
+
+// accountName derives the account name an app shows from a user ID, which
+// may hold what a key URI's label may not. A colon, which the label uses
+// to part the issuer from the account, becomes a full stop, so that
+// "urn:acme:42" shows as "urn.acme.42"; spaces at either end, which apps
+// trim, go. An ID of spaces alone shows as "user".
+func accountName(user string) string {
+	if a := strings.TrimSpace(strings.ReplaceAll(user, ":", ".")); a != "" {
+		return a
+	}
+	return "user"
 }
 
 // ConfirmResult is the outcome of a confirmation code.

@@ -3,7 +3,6 @@ package twofa
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/url"
@@ -28,7 +27,8 @@ const (
 )
 
 // Link is a single-use, expiring URL token for one user's pages. Only its
-// SHA-256 hash is stored; the token itself is in the URL handed out once.
+// keyed hash is stored, as for API keys; the token itself is in the URL
+// handed out once.
 type Link struct {
 	ID        string
 	Hash      []byte
@@ -42,6 +42,9 @@ type Link struct {
 
 // Ref returns the link's user.
 func (l *Link) Ref() UserRef { return UserRef{Tenant: l.Tenant, User: l.User} }
+
+// AuditDetail names the link in audit entries: its kind and ID.
+func (l *Link) AuditDetail() string { return fmt.Sprintf("%s link %s", l.Kind, l.ID) }
 
 // Tenant holds a tenant's settings for the hosted prompt.
 type Tenant struct {
@@ -64,8 +67,16 @@ type PageStore interface {
 	// UseLink marks the link with this hash used at now and returns it,
 	// atomically: of concurrent uses, one succeeds. ErrNotFound when no
 	// link has the hash or it was used; ErrExpired when it expired
-	// (ExpiresAt <= now).
+	// (ExpiresAt <= now). The event, if any, is given the link's tenant
+	// and user, and its AuditDetail as Detail, before it is linked.
 	UseLink(ctx context.Context, hash []byte, now time.Time, e *AuditEvent) (*Link, error)
+	// DeleteStaleLinks deletes every link that was used, or that expired
+	// at or before now, and returns how many it deleted. Neither can be
+	// used again, and their use is in the audit log.
+	DeleteStaleLinks(ctx context.Context, now time.Time) (int, error)
+	// UpgradeLinkHashes is APIKeyStore.UpgradeKeyHashes for the links
+	// that were unused when this handle applied the migration.
+	UpgradeLinkHashes(ctx context.Context, rehash func(plain []byte) []byte) (int, error)
 
 	// Tenant returns a tenant's settings. ErrNotFound.
 	Tenant(ctx context.Context, id string) (*Tenant, error)
@@ -115,10 +126,9 @@ func (s *Service) CreateLink(ctx context.Context, ref UserRef, kind LinkKind) (s
 	}
 	token := linkPrefix + strings.ToLower(keyEncoding.EncodeToString(raw[:]))
 	now := s.now()
-	h := sha256.Sum256([]byte(token))
-	l := &Link{ID: NewID("lnk"), Hash: h[:], Tenant: ref.Tenant, User: ref.User, Kind: kind, CreatedAt: now, ExpiresAt: now.Add(LinkTTL)}
+	l := &Link{ID: NewID("lnk"), Hash: s.tokenHash(token), Tenant: ref.Tenant, User: ref.User, Kind: kind, CreatedAt: now, ExpiresAt: now.Add(LinkTTL)}
 	e := s.event(ctx, EventLinkCreated, ref, "", now)
-	e.Detail = fmt.Sprintf("%s link %s", kind, l.ID)
+	e.Detail = l.AuditDetail()
 	if err := s.store.CreateLink(ctx, l, e); err != nil {
 		return "", nil, err
 	}
@@ -126,15 +136,15 @@ func (s *Service) CreateLink(ctx context.Context, ref UserRef, kind LinkKind) (s
 }
 
 // OpenLink spends a link token and returns its link. Errors: ErrNotFound
-// (unknown or already used), ErrExpired.
+// (unknown or already used), ErrExpired. The audit entry names the link
+// and its user, which the store fills in.
 func (s *Service) OpenLink(ctx context.Context, token string) (*Link, error) {
 	if !strings.HasPrefix(token, linkPrefix) || len(token) > 128 {
 		return nil, ErrNotFound
 	}
-	h := sha256.Sum256([]byte(token))
 	now := s.now()
 	e := s.event(ctx, EventLinkUsed, UserRef{}, "", now)
-	l, err := s.store.UseLink(ctx, h[:], now, e)
+	l, err := s.store.UseLink(ctx, s.tokenHash(token), now, e)
 	if err != nil {
 		return nil, err
 	}
@@ -222,6 +232,9 @@ func checkReturnURL(raw string) error {
 	if u.Scheme != "https" && !(u.Scheme == "http" && local) {
 		return Errorf(EINVALID, "return URL %q must use https (http only for localhost)", raw)
 	}
+	if _, ok := returnPath(u); !ok {
+		return Errorf(EINVALID, `return URL %q must not have a "." or ".." segment, a backslash, or an encoded "/", "\" or "." in its path`, raw)
+	}
 	return nil
 }
 
@@ -257,15 +270,45 @@ func (s *Service) PromptRequest(ctx context.Context, tenant, token string) (*pro
 
 // returnURLMatches compares by prefix at a path boundary, so that
 // https://app.example/2fa allows https://app.example/2fa/done but not
-// https://app.example/2fa-evil or https://app.example.evil.
+// https://app.example/2fa-evil or https://app.example.evil. Paths are
+// compared as returnPath gives them: one that could resolve elsewhere
+// (https://app.example/2fa/../logout) matches nothing.
 func returnURLMatches(allowed, got string) bool {
 	a, err1 := url.Parse(allowed)
 	g, err2 := url.Parse(got)
-	if err1 != nil || err2 != nil || a.Scheme != g.Scheme || a.Host != g.Host || g.User != nil {
+	if err1 != nil || err2 != nil || a.Scheme != g.Scheme || a.Host != g.Host || a.User != nil || g.User != nil {
 		return false
 	}
-	ap := strings.TrimSuffix(a.Path, "/")
-	return g.Path == ap || strings.HasPrefix(g.Path, ap+"/") || ap == ""
+	ap, ok1 := returnPath(a)
+	gp, ok2 := returnPath(g)
+	if !ok1 || !ok2 {
+		return false
+	}
+	ap = strings.TrimSuffix(ap, "/")
+	return ap == "" || gp == ap || strings.HasPrefix(gp, ap+"/")
+}
+
+// returnPath returns a return URL's decoded path, and false when the path
+// could name another resource to a browser or the application's server
+// than it names to a comparison of strings: a "." or ".." segment (which
+// browsers and servers resolve away), also one with ;parameters (which
+// some servers drop first), a backslash (which browsers read as "/"), or
+// a percent-encoded "/", "\" or "." (which some servers decode before
+// they route and others after).
+func returnPath(u *url.URL) (string, bool) {
+	if u.Opaque != "" {
+		return "", false
+	}
+	raw := strings.ToLower(u.EscapedPath())
+	if strings.Contains(u.Path, `\`) || strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") || strings.Contains(raw, "%2e") {
+		return "", false
+	}
+	for seg := range strings.SplitSeq(u.Path, "/") {
+		if seg, _, _ = strings.Cut(seg, ";"); seg == "." || seg == ".." {
+			return "", false
+		}
+	}
+	return u.Path, true
 }
 
 // PromptResult signs the result of a passed prompt for the application.

@@ -26,6 +26,8 @@ type Service struct {
 	chain   *AuditChain
 	pepper  []byte // the backup-code hashing key
 	pageKey []byte // signs the hosted pages' cookies
+	// tokenKey keys the stored hashes of API keys and link tokens.
+	tokenKey []byte
 
 	apiKeys keyCache
 }
@@ -42,11 +44,14 @@ const (
 	settingAuditKey     = "audit_chain_key"
 	settingBackupPepper = "backup_code_key"
 	settingPageKey      = "page_session_key"
+	settingTokenKey     = "token_hash_key"
 )
 
 // NewService returns a Service on store, sealing secrets with keys. On
 // first use of a store it creates, seals and stores the audit chain key
 // and the backup-code key; every Service on the store then shares them.
+// On a store handle that has just migrated the database to keyed hashes
+// of API keys and links, it rehashes the ones stored before.
 func NewService(ctx context.Context, store Store, keys *seal.Keyring, opts Options) (*Service, error) {
 	s := &Service{store: store, keys: keys, policy: DefaultPolicy(), now: time.Now, log: opts.Logger}
 	if opts.Policy != nil {
@@ -70,6 +75,12 @@ func NewService(ctx context.Context, store Store, keys *seal.Keyring, opts Optio
 		return nil, err
 	}
 	if s.pageKey, err = s.initKey(ctx, settingPageKey); err != nil {
+		return nil, err
+	}
+	if s.tokenKey, err = s.initKey(ctx, settingTokenKey); err != nil {
+		return nil, err
+	}
+	if err := s.upgradeTokenHashes(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -209,16 +220,23 @@ func (s *Service) Unlock(ctx context.Context, ref UserRef) error {
 	return s.store.Unlock(ctx, ref, s.event(ctx, EventUnlocked, ref, "", s.now()))
 }
 
-// SweepExpired deletes enrollments that expired unconfirmed and records
-// their expiry. Serving processes call it now and then.
+// SweepExpired deletes enrollments that expired unconfirmed, recording
+// their expiry, and links that were used or expired. It returns how many
+// enrollments it deleted. Serving processes call it now and then.
 func (s *Service) SweepExpired(ctx context.Context) (int, error) {
 	now := s.now()
+	links, lerr := s.store.DeleteStaleLinks(ctx, now)
+	if lerr != nil {
+		lerr = fmt.Errorf("sweeping links: %w", lerr)
+	} else if links > 0 {
+		s.log.InfoContext(ctx, "swept used and expired links", "count", links)
+	}
 	ds, err := s.store.DeleteExpired(ctx, now)
 	if err != nil || len(ds) == 0 {
-		return 0, err
+		return 0, errors.Join(err, lerr)
 	}
 	s.auditExpired(ctx, ds, now)
-	return len(ds), nil
+	return len(ds), lerr
 }
 
 func (s *Service) auditExpired(ctx context.Context, ds []*Device, now time.Time) {

@@ -43,8 +43,8 @@ func (s *Store) CreateLink(ctx context.Context, l *twofa.Link, e *twofa.AuditEve
 
 // UseLink spends the link with this hash with one compare-and-set UPDATE,
 // so that of concurrent uses, from any process, exactly one succeeds. The
-// event, if any, is given the link's tenant and user before it is linked,
-// and is appended only on success.
+// event, if any, is given the link's tenant, user and AuditDetail before
+// it is linked, and is appended only on success.
 //
 // An expired link (ExpiresAt <= now, or no expiry at all) is not marked
 // used: it is dead anyway, and stays ErrExpired. A link that was used is
@@ -74,7 +74,7 @@ func (s *Store) UseLink(ctx context.Context, hash []byte, now time.Time, e *twof
 			return err
 		}
 		if e != nil {
-			e.Tenant, e.User = l.Tenant, l.User
+			e.Tenant, e.User, e.Detail = l.Tenant, l.User, l.AuditDetail()
 		}
 		return appendEvents(ctx, tx, nil, e)
 	})
@@ -82,6 +82,39 @@ func (s *Store) UseLink(ctx context.Context, hash []byte, now time.Time, e *twof
 		return nil, err
 	}
 	return l, nil
+}
+
+// staleLinksBatch bounds the links one statement deletes, so that a sweep
+// of a long-unswept table is a series of short transactions.
+const staleLinksBatch = 1000
+
+// DeleteStaleLinks deletes the links that were used, or expired at or
+// before now (no expiry counts as long past), a batch per statement. Rows
+// another transaction holds (a use in progress) are left to the next
+// sweep, so a sweep never waits for one.
+func (s *Store) DeleteStaleLinks(ctx context.Context, now time.Time) (_ int, err error) {
+	defer wrap(&err, "DeleteStaleLinks")
+	total := 0
+	for {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM links WHERE id IN (SELECT id FROM links
+			WHERE used_at IS NOT NULL OR expires_at IS NULL OR expires_at <= $1
+			LIMIT $2 FOR UPDATE SKIP LOCKED)`, tstz(now), staleLinksBatch)
+		if err != nil {
+			return total, err
+		}
+		total += int(tag.RowsAffected())
+		if tag.RowsAffected() < staleLinksBatch {
+			return total, nil
+		}
+	}
+}
+
+// UpgradeLinkHashes rehashes the unused links this handle's migration
+// found plain, if any, and forgets them.
+func (s *Store) UpgradeLinkHashes(ctx context.Context, rehash func([]byte) []byte) (int, error) {
+	n, err := s.upgradeHashes(ctx, "links", &s.legacy.links, rehash)
+	wrap(&err, "UpgradeLinkHashes")
+	return n, err
 }
 
 // Tenant returns a tenant's settings. ErrNotFound. ReturnURLs is nil when

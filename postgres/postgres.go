@@ -27,7 +27,8 @@ import (
 
 // Store is a twofa.Store on a PostgreSQL database.
 type Store struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	legacy legacyTokens // what this handle's migration found to rehash
 }
 
 var _ twofa.Store = (*Store)(nil)
@@ -41,6 +42,12 @@ const defaultMaxConns = 16
 // pool_max_conns and runtime parameters such as search_path are honoured)
 // and brings its schema up to date.
 func Open(ctx context.Context, dsn string) (*Store, error) {
+	return open(ctx, dsn, math.MaxInt)
+}
+
+// open is Open bringing the schema to version upTo only, which tests of
+// upgrades need.
+func open(ctx context.Context, dsn string, upTo int) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -56,11 +63,16 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	if err := migrateSchema(ctx, pool); err != nil {
+	s := &Store{pool: pool}
+	legacy, err := migrateSchema(ctx, pool, upTo)
+	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: migrate: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	if legacy != nil {
+		s.legacy.set(legacy)
+	}
+	return s, nil
 }
 
 // Close closes the store's connections.
@@ -77,12 +89,14 @@ var migrations = migrate.MustLoad(migrationFS, "migrations", "postgres")
 // MigrationVersion is the schema version this package brings a database to.
 var MigrationVersion = migrations[len(migrations)-1].Version
 
-// migrateSchema applies the migrations the schema lacks, all in one
-// transaction. The advisory lock, keyed by the schema, lets processes that
-// start at once take turns: the first migrates, the rest find nothing left
-// to do.
-func migrateSchema(ctx context.Context, pool *pgxpool.Pool) error {
-	return inTx(ctx, pool, func(tx pgx.Tx) error {
+// migrateSchema applies the migrations up to version upTo that the schema
+// lacks, all in one transaction. The advisory lock, keyed by the schema,
+// lets processes that start at once take turns: the first migrates, the
+// rest find nothing left to do. The migration that keys token hashes
+// returns the rows it leaves for the Service to rehash, which only this
+// process will know.
+func migrateSchema(ctx context.Context, pool *pgxpool.Pool, upTo int) (legacy *legacyTokens, err error) {
+	err = inTx(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('twofa/migrate:' || coalesce(current_schema(), ''), 0))`); err != nil {
 			return err
 		}
@@ -107,15 +121,27 @@ func migrateSchema(ctx context.Context, pool *pgxpool.Pool) error {
 			return err
 		}
 		for _, m := range pending {
+			if m.Version > upTo {
+				break
+			}
 			if _, err := tx.Exec(ctx, m.SQL); err != nil { // no arguments: simple protocol, many statements
 				return fmt.Errorf("%s: %w", m.Name, err)
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
 				return fmt.Errorf("%s: %w", m.Name, err)
 			}
+			if m.Version == keyedHashesVersion {
+				if legacy, err = findLegacyTokens(ctx, tx); err != nil {
+					return fmt.Errorf("%s: %w", m.Name, err)
+				}
+			}
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return legacy, nil
 }
 
 // beginner is a pool or a connection.

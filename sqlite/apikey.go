@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/twofa/twofa"
@@ -68,19 +69,117 @@ func (s *Store) APIKeys(ctx context.Context, tenant string) ([]*twofa.APIKey, er
 }
 
 // RevokeAPIKey revokes a key by ID. ErrNotFound when no unrevoked key has
-// the ID.
+// the ID. The event, if any, is given the key's tenant.
 func (s *Store) RevokeAPIKey(ctx context.Context, id string, now time.Time, e *twofa.AuditEvent) error {
 	return s.write(ctx, func(t *wtx) error {
-		n, err := rowsAffected(t.exec(`UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`,
-			micros(now), id))
+		var tenant string
+		err := t.queryRow(`UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING tenant`,
+			micros(now), id).Scan(&tenant)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("API key %s: %w", id, twofa.ErrNotFound)
+		}
 		if err != nil {
 			return fmt.Errorf("sqlite: revoke API key %s: %w", id, err)
 		}
-		if n == 0 {
-			return fmt.Errorf("API key %s: %w", id, twofa.ErrNotFound)
+		if e != nil {
+			e.Tenant = tenant
 		}
 		return t.appendEvents(e)
 	})
+}
+
+// keyedHashesVersion is the migration after which API keys' and links'
+// hashes are keyed.
+const keyedHashesVersion = 5
+
+// legacyTokens are the API keys and the unused links whose hashes were
+// plain SHA-256 when this handle applied migration keyedHashesVersion,
+// by ID: the only rows UpgradeKeyHashes and UpgradeLinkHashes rehash.
+// They are kept in memory, never in the database, so that no one who can
+// write the database can add to them.
+type legacyTokens struct {
+	mu    sync.Mutex
+	keys  map[string][]byte
+	links map[string][]byte
+}
+
+func (l *legacyTokens) set(found *legacyTokens) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.keys, l.links = found.keys, found.links
+}
+
+// findLegacyTokens reads the rows a new schema at keyedHashesVersion
+// leaves plain, in the transaction that migrates it.
+func findLegacyTokens(t *wtx) (*legacyTokens, error) {
+	l := &legacyTokens{}
+	for _, q := range []struct {
+		m   *map[string][]byte
+		sql string
+	}{
+		{&l.keys, `SELECT id, hash FROM api_keys`},
+		{&l.links, `SELECT id, hash FROM links WHERE used_at IS NULL`},
+	} {
+		rs, err := t.query(q.sql)
+		if err != nil {
+			return nil, err
+		}
+		*q.m = map[string][]byte{}
+		for rs.Next() {
+			var id string
+			var h []byte
+			if err := rs.Scan(&id, &h); err != nil {
+				rs.Close()
+				return nil, err
+			}
+			(*q.m)[id] = h
+		}
+		err = rs.Err()
+		rs.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// UpgradeKeyHashes rehashes the API keys this handle's migration found
+// plain, if any, and forgets them.
+func (s *Store) UpgradeKeyHashes(ctx context.Context, rehash func([]byte) []byte) (int, error) {
+	return s.upgradeHashes(ctx, "api_keys", &s.legacy.keys, rehash)
+}
+
+// upgradeHashes sets the hash of each row of table in rows, by ID, to
+// rehash of its plain hash, in one transaction, if the row still has the
+// plain hash; then forgets rows.
+func (s *Store) upgradeHashes(ctx context.Context, table string, rows *map[string][]byte, rehash func([]byte) []byte) (int, error) {
+	s.legacy.mu.Lock()
+	defer s.legacy.mu.Unlock()
+	if len(*rows) == 0 {
+		return 0, nil
+	}
+	plains := *rows // the writer's copy: a later call may forget *rows
+	keyed := make(map[string][]byte, len(plains))
+	for id, plain := range plains {
+		keyed[id] = rehash(plain)
+	}
+	var n int
+	err := s.write(ctx, func(t *wtx) error {
+		n = 0
+		for id, plain := range plains {
+			k, err := rowsAffected(t.exec(`UPDATE `+table+` SET hash = ? WHERE id = ? AND hash = ?`, keyed[id], id, plain))
+			if err != nil {
+				return fmt.Errorf("sqlite: rehash %s %s: %w", table, id, err)
+			}
+			n += int(k)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	*rows = nil
+	return n, nil
 }
 
 // scanAPIKey reads one row of apiKeyCols.

@@ -49,8 +49,9 @@ func (s *Store) CreateLink(ctx context.Context, l *twofa.Link, e *twofa.AuditEve
 
 // UseLink spends the link with this hash with one compare-and-set UPDATE
 // in the write transaction, so that of concurrent uses, from any process,
-// exactly one succeeds. The event, if any, is given the link's tenant and
-// user before it is linked, and is appended only on success.
+// exactly one succeeds. The event, if any, is given the link's tenant,
+// user and AuditDetail before it is linked, and is appended only on
+// success.
 //
 // An expired link (ExpiresAt <= now, or no expiry at all) is not marked
 // used: it is dead anyway, and stays ErrExpired. A link that was used is
@@ -78,7 +79,7 @@ func (s *Store) UseLink(ctx context.Context, hash []byte, now time.Time, e *twof
 			return fmt.Errorf("sqlite: use link: %w", err)
 		}
 		if e != nil {
-			e.Tenant, e.User = l.Tenant, l.User
+			e.Tenant, e.User, e.Detail = l.Tenant, l.User, l.AuditDetail()
 		}
 		return t.appendEvents(e)
 	})
@@ -86,6 +87,39 @@ func (s *Store) UseLink(ctx context.Context, hash []byte, now time.Time, e *twof
 		return nil, err
 	}
 	return l, nil
+}
+
+// staleLinksBatch bounds the links one write deletes, so that a sweep of
+// a long-unswept table never holds the writer for long.
+const staleLinksBatch = 1000
+
+// DeleteStaleLinks deletes the links that were used, or expired at or
+// before now (no expiry counts as long past), a batch per write.
+func (s *Store) DeleteStaleLinks(ctx context.Context, now time.Time) (int, error) {
+	total := 0
+	for {
+		var n int64
+		err := s.write(ctx, func(t *wtx) error {
+			var err error
+			n, err = rowsAffected(t.exec(`DELETE FROM links WHERE rowid IN (SELECT rowid FROM links
+				WHERE used_at IS NOT NULL OR expires_at IS NULL OR expires_at <= ? LIMIT ?)`,
+				now.UnixMicro(), staleLinksBatch))
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("sqlite: delete stale links: %w", err)
+		}
+		total += int(n)
+		if n < staleLinksBatch {
+			return total, nil
+		}
+	}
+}
+
+// UpgradeLinkHashes rehashes the unused links this handle's migration
+// found plain, if any, and forgets them.
+func (s *Store) UpgradeLinkHashes(ctx context.Context, rehash func([]byte) []byte) (int, error) {
+	return s.upgradeHashes(ctx, "links", &s.legacy.links, rehash)
 }
 
 // Tenant returns a tenant's settings. ErrNotFound. ReturnURLs is nil when

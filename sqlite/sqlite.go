@@ -48,6 +48,7 @@ type Store struct {
 	ckpt      *checkpointer
 	userStmt  *sql.Stmt // prepared on r
 	lastSweep atomic.Int64
+	legacy    legacyTokens // what this handle's migration found to rehash
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -68,6 +69,12 @@ const busyTimeout = 10 * time.Second
 // trade-off: a lost accepted step could at worst let one code be replayed
 // after a power loss, while FULL would cost an fsync per verification.
 func Open(ctx context.Context, path string) (*Store, error) {
+	return open(ctx, path, MigrationVersion)
+}
+
+// open is Open bringing the schema to version upTo only, which tests of
+// upgrades need.
+func open(ctx context.Context, path string, upTo int) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("sqlite: open %q: want the path of a database file", path)
 	}
@@ -95,7 +102,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	if err := s.Migrate(ctx); err != nil {
+	if err := s.migrate(ctx, upTo); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -171,8 +178,15 @@ var MigrationVersion = migrations[len(migrations)-1].Version
 
 // Migrate applies the migrations the database lacks, all in one
 // transaction, so processes starting at once apply each exactly once.
-func (s *Store) Migrate(ctx context.Context) error {
+func (s *Store) Migrate(ctx context.Context) error { return s.migrate(ctx, MigrationVersion) }
+
+// migrate applies the migrations the database lacks up to version upTo.
+// The one that keys token hashes also notes, in this handle's memory, the
+// rows it leaves for the Service to rehash.
+func (s *Store) migrate(ctx context.Context, upTo int) error {
+	var legacy *legacyTokens
 	err := s.write(ctx, func(t *wtx) error {
+		legacy = nil // a batch may run this again
 		if _, err := t.script(`CREATE TABLE IF NOT EXISTS schema_migrations (
 			version    INTEGER NOT NULL PRIMARY KEY,
 			name       TEXT    NOT NULL,
@@ -189,17 +203,29 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return err
 		}
 		for _, m := range pending {
+			if m.Version > upTo {
+				break
+			}
 			if _, err := t.script(m.SQL); err != nil {
 				return fmt.Errorf("%s: %w", m.Name, err)
 			}
 			if _, err := t.script(`INSERT INTO schema_migrations (version, name) VALUES (?, ?)`, m.Version, m.Name); err != nil {
 				return fmt.Errorf("%s: %w", m.Name, err)
 			}
+			if m.Version == keyedHashesVersion {
+				var err error
+				if legacy, err = findLegacyTokens(t); err != nil {
+					return fmt.Errorf("%s: %w", m.Name, err)
+				}
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
+	}
+	if legacy != nil {
+		s.legacy.set(legacy)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/twofa/twofa"
+	"github.com/twofa/twofa/seal"
 )
 
 // keyStore returns the store's twofa.APIKeyStore, which every store
@@ -323,9 +324,13 @@ func testRevokeAPIKey(t *testing.T, open Opener) {
 		wantNoKeyByHash(t, ks, a.Hash)
 		wantNoKeyByHash(t, keyStore(t, o.second(t)), a.Hash) // in every process, at once
 		wantKeyByHash(t, ks, b)
-		log := wantLog(t, o, twofa.EventAPIKeyRevoked)
-		if len(log) == 1 && log[0].Detail != e.Detail {
-			t.Errorf("audit event Detail = %q, want %q", log[0].Detail, e.Detail)
+		// The Service knows the key's ID only: the store names its tenant.
+		if e.Tenant != "acme" {
+			t.Errorf("event passed to RevokeAPIKey: Tenant = %q, want %q", e.Tenant, "acme")
+		}
+		log := wantLog(t, o, twofa.EventAPIKeyRevoked) // and it verifies with it
+		if len(log) == 1 && (log[0].Detail != e.Detail || log[0].Tenant != "acme") {
+			t.Errorf("audit event Tenant, Detail = %q, %q; want %q, %q", log[0].Tenant, log[0].Detail, "acme", e.Detail)
 		}
 	})
 
@@ -383,6 +388,201 @@ func testRevokeAPIKey(t *testing.T, open Opener) {
 		wantKeys(t, keyStore(t, o.Store), "", a)
 		wantLog(t, o, twofa.EventAPIKeyRevoked)
 	})
+}
+
+// mustNotRehash is a rehash function for calls that must rehash nothing.
+func mustNotRehash(t *testing.T) func([]byte) []byte {
+	return func(plain []byte) []byte {
+		t.Errorf("rehash(%x) called, want no call", plain)
+		return keyHash("rehashed")
+	}
+}
+
+func testUpgradeKeyHashes(t *testing.T, open Opener) {
+	t.Run("NothingAfterMigration", func(t *testing.T) {
+		// The handle migrated a new database, so it found no plain row:
+		// keys stored since are never rehashed, by it or by another
+		// handle, whatever their hashes.
+		o := openStore(t, open)
+		ks := keyStore(t, o.Store)
+		k := createKey(t, ks, newAPIKey("key_a", "acme", twofa.ScopeApp, now0))
+		for i, s := range []twofa.APIKeyStore{ks, keyStore(t, o.second(t)), ks} {
+			n, err := s.UpgradeKeyHashes(t.Context(), mustNotRehash(t))
+			if n != 0 || err != nil {
+				t.Errorf("UpgradeKeyHashes #%d = %d, %v; want 0, nil", i+1, n, err)
+			}
+		}
+		wantKeyByHash(t, ks, k)
+	})
+}
+
+// tokenKeyring is the master keyring of the suite's Services.
+func tokenKeyring(t *testing.T) *seal.Keyring {
+	t.Helper()
+	key := sha256.Sum256([]byte("storetest master key of Services"))
+	kr, err := seal.NewKeyring(1, map[uint32][]byte{1: key[:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}
+
+// newService starts a Service on s at the suite's time.
+func newService(t *testing.T, s twofa.Store) *twofa.Service {
+	t.Helper()
+	svc, err := twofa.NewService(t.Context(), s, tokenKeyring(t), twofa.Options{Now: func() time.Time { return now0 }})
+	if err != nil {
+		t.Fatalf("NewService = %v", err)
+	}
+	return svc
+}
+
+// Tokens an attacker chose, of the form of an API key and of a link token.
+const (
+	chosenKey  = "tfa_chosenbyanattackerwhocanwritethedatabase0000000000"
+	chosenLink = "tfl_chosenbyanattackerwhocanwritethedatabase0000000000"
+)
+
+// plainHash is the plain SHA-256 of a token, the stored form before
+// schema version 5.
+func plainHash(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// writePlainTokens stores, as someone who can write the database would, an
+// admin key and a link whose hashes are plain SHA-256s of chosenKey+suffix
+// and chosenLink+suffix.
+func writePlainTokens(t *testing.T, s twofa.Store, suffix string) {
+	t.Helper()
+	createKey(t, keyStore(t, s), &twofa.APIKey{ID: "key_plain" + suffix, Tenant: "acme", Name: "plain",
+		Scope: twofa.ScopeAdmin, Hash: plainHash(chosenKey + suffix), CreatedAt: now0})
+	createLink(t, pageStore(t, s), &twofa.Link{ID: "lnk_plain" + suffix, Hash: plainHash(chosenLink + suffix),
+		Tenant: alice.Tenant, User: alice.User, Kind: twofa.LinkEnroll, CreatedAt: now0, ExpiresAt: now0.Add(twofa.LinkTTL)})
+}
+
+// wantRefused checks that the Service takes neither the key nor the link
+// token.
+func wantRefused(t *testing.T, svc *twofa.Service, what, key, link string) {
+	t.Helper()
+	if k, err := svc.Authenticate(t.Context(), key); twofa.ErrorCode(err) != twofa.EUNAUTHORIZED {
+		t.Errorf("Authenticate(%s) = %+v, %v; want EUNAUTHORIZED", what, k, err)
+	}
+	if l, err := svc.OpenLink(t.Context(), link); !errors.Is(err, twofa.ErrNotFound) {
+		t.Errorf("OpenLink(%s) = %+v, %v; want ErrNotFound", what, l, err)
+	}
+}
+
+// wantKeyWorks checks that the Service takes the key as the given one.
+func wantKeyWorks(t *testing.T, svc *twofa.Service, what, key, id string) {
+	t.Helper()
+	k, err := svc.Authenticate(t.Context(), key)
+	if err != nil || k.ID != id {
+		t.Errorf("Authenticate(%s) = %+v, %v; want key %s", what, k, err, id)
+	}
+}
+
+func testTokenHashes(t *testing.T, open Opener) {
+	t.Run("PlainRefused", func(t *testing.T) {
+		// Whoever can write the database but lacks the master key cannot
+		// store a key or a link token of their choosing: a plain SHA-256
+		// matches nothing, now or after a restart.
+		o := openStore(t, open)
+		svc := newService(t, o.Store)
+		secret, k, err := svc.CreateAPIKey(t.Context(), "acme", "app", twofa.ScopeApp)
+		wantNoErr(t, "CreateAPIKey", err)
+		if bytes.Equal(k.Hash, plainHash(secret)) {
+			t.Errorf("CreateAPIKey stored the key's plain SHA-256")
+		}
+		token, l, err := svc.CreateLink(t.Context(), alice, twofa.LinkEnroll)
+		wantNoErr(t, "CreateLink", err)
+		if bytes.Equal(l.Hash, plainHash(token)) {
+			t.Errorf("CreateLink stored the token's plain SHA-256")
+		}
+
+		writePlainTokens(t, o.Store, "")
+		wantRefused(t, svc, "a key stored as a plain hash", chosenKey, chosenLink)
+		restarted := newService(t, o.second(t))
+		wantRefused(t, restarted, "a key stored as a plain hash, after a restart", chosenKey, chosenLink)
+		wantRefused(t, svc, "a key stored as a plain hash, after a restart", chosenKey, chosenLink)
+
+		// The Service's own key and link work, in every process.
+		wantKeyWorks(t, restarted, "the Service's key", secret, k.ID)
+		wantKeyWorks(t, svc, "the Service's key", secret, k.ID) // and again, from the cache
+		if got, err := restarted.OpenLink(t.Context(), token); err != nil || got.ID != l.ID {
+			t.Errorf("OpenLink(the Service's link) = %+v, %v; want link %s", got, err, l.ID)
+		}
+	})
+}
+
+// VersionOpener opens a handle on one test's database, with its schema
+// brought to version (0: the newest), and registers its cleanup with t.
+// The first call creates the database; later calls open the same one.
+type VersionOpener func(t *testing.T, version int) twofa.Store
+
+// RunUpgrade checks the upgrade to keyed hashes of API keys and link
+// tokens (schema version 5): keys and unused links that version 4 stored,
+// as plain SHA-256 hashes, keep working once the Service starts on the
+// handle that migrated the database; plain rows written after the
+// migration never do, not even those written before that Service started.
+func RunUpgrade(t *testing.T, open VersionOpener) {
+	ctx := t.Context()
+	v4 := open(t, 4)
+	oldKey := "tfa_storedbyversion4" + strings.Repeat("k", 32)
+	revokedKey := "tfa_revokedunderversion4" + strings.Repeat("r", 28)
+	oldLink := "tfl_storedbyversion4" + strings.Repeat("l", 32)
+	usedLink := "tfl_usedunderversion4" + strings.Repeat("u", 31)
+	ks, ps := keyStore(t, v4), pageStore(t, v4)
+	createKey(t, ks, &twofa.APIKey{ID: "key_old", Tenant: "acme", Name: "old", Scope: twofa.ScopeApp, Hash: plainHash(oldKey), CreatedAt: now0})
+	createKey(t, ks, &twofa.APIKey{ID: "key_revoked", Tenant: "acme", Name: "revoked", Scope: twofa.ScopeApp, Hash: plainHash(revokedKey), CreatedAt: now0})
+	wantNoErr(t, "RevokeAPIKey", ks.RevokeAPIKey(ctx, "key_revoked", now0, nil))
+	for _, l := range []struct{ id, token string }{{"lnk_old", oldLink}, {"lnk_used", usedLink}} {
+		createLink(t, ps, &twofa.Link{ID: l.id, Hash: plainHash(l.token), Tenant: alice.Tenant, User: alice.User,
+			Kind: twofa.LinkManage, CreatedAt: now0, ExpiresAt: now0.Add(twofa.LinkTTL)})
+	}
+	if _, err := ps.UseLink(ctx, plainHash(usedLink), now0, nil); err != nil {
+		t.Fatalf("UseLink = %v", err)
+	}
+
+	writtenLater := []struct{ suffix, when string }{
+		{"-between", "after the migration, before its Service started"},
+		{"-after", "after the Service started"},
+	}
+	migrated := open(t, 0)
+	writePlainTokens(t, migrated, "-between")
+	bystander := open(t, 0)
+	early := newService(t, bystander) // a Service on a handle that found the migration done rehashes nothing
+	svc := newService(t, migrated)
+	writePlainTokens(t, migrated, "-after")
+
+	for _, s := range []struct {
+		name string
+		svc  *twofa.Service
+	}{{"the migrating process", svc}, {"another process", early}} {
+		wantKeyWorks(t, s.svc, "a key of version 4, in "+s.name, oldKey, "key_old")
+		if k, err := s.svc.Authenticate(ctx, revokedKey); twofa.ErrorCode(err) != twofa.EUNAUTHORIZED {
+			t.Errorf("Authenticate(a key revoked under version 4, in %s) = %+v, %v; want EUNAUTHORIZED", s.name, k, err)
+		}
+		for _, w := range writtenLater {
+			wantRefused(t, s.svc, "a plain hash written "+w.when+", in "+s.name, chosenKey+w.suffix, chosenLink+w.suffix)
+		}
+	}
+	if l, err := early.OpenLink(ctx, oldLink); err != nil || l.ID != "lnk_old" {
+		t.Errorf("OpenLink(a link of version 4) = %+v, %v; want lnk_old", l, err)
+	}
+	if l, err := svc.OpenLink(ctx, oldLink); !errors.Is(err, twofa.ErrNotFound) {
+		t.Errorf("OpenLink(a link of version 4, again) = %+v, %v; want ErrNotFound", l, err)
+	}
+	if l, err := svc.OpenLink(ctx, usedLink); !errors.Is(err, twofa.ErrNotFound) {
+		t.Errorf("OpenLink(a link used under version 4) = %+v, %v; want ErrNotFound", l, err)
+	}
+
+	// Later starts rehash nothing more.
+	restarted := newService(t, open(t, 0))
+	wantKeyWorks(t, restarted, "a key of version 4, after a restart", oldKey, "key_old")
+	for _, w := range writtenLater {
+		wantRefused(t, restarted, "a plain hash written "+w.when+", after a restart", chosenKey+w.suffix, chosenLink+w.suffix)
+	}
 }
 
 // pinger is a store with a readiness check, which the twofa binary needs.

@@ -60,11 +60,9 @@ func createLink(t *testing.T, ps twofa.PageStore, l *twofa.Link) *twofa.Link {
 }
 
 // useEvent returns a link_used event as the Service makes it: it does not
-// know the link's tenant and user yet.
+// know the link yet.
 func useEvent() *twofa.AuditEvent {
-	e := newEvent(twofa.EventLinkUsed, twofa.UserRef{}, "")
-	e.Detail = "opened"
-	return e
+	return newEvent(twofa.EventLinkUsed, twofa.UserRef{}, "")
 }
 
 // rawEvent is an event no chain prepared.
@@ -190,15 +188,17 @@ func testCreateLink(t *testing.T, open Opener) {
 
 func testUseLink(t *testing.T, open Opener) {
 	t.Run("Event", func(t *testing.T) {
-		// The Service does not know whose link it is: the store fills in
-		// the event's tenant and user from the link before linking it.
+		// The Service does not know which link it is: the store fills in
+		// the event's tenant and user from the link, and names the link,
+		// before linking it.
 		o := openStore(t, open)
 		ps := pageStore(t, o.Store)
 		l := createLink(t, ps, newLink("lnk_a", otherAlice, twofa.LinkEnroll, now0))
 		e := useEvent()
 		wantUse(t, ps, l.Hash, now0.Add(time.Minute), e, l)
-		if e.Tenant != otherAlice.Tenant || e.User != otherAlice.User {
-			t.Errorf("event passed to UseLink: Tenant, User = %q, %q; want %q, %q", e.Tenant, e.User, otherAlice.Tenant, otherAlice.User)
+		if e.Tenant != otherAlice.Tenant || e.User != otherAlice.User || e.Detail != "enroll link lnk_a" {
+			t.Errorf("event passed to UseLink: Tenant, User, Detail = %q, %q, %q; want %q, %q, %q",
+				e.Tenant, e.User, e.Detail, otherAlice.Tenant, otherAlice.User, "enroll link lnk_a")
 		}
 		log := wantLog(t, o, twofa.EventLinkUsed) // and it verifies with them
 		if len(log) == 1 {
@@ -299,6 +299,82 @@ func testUseLink(t *testing.T, open Opener) {
 		wantErr(t, "UseLink with an unprepared event", err, twofa.ErrUnprepared)
 		wantUse(t, ps, l.Hash, now0.Add(time.Second), nil, l) // not spent
 		wantLog(t, s)
+	})
+}
+
+func testDeleteStaleLinks(t *testing.T, open Opener) {
+	t.Run("OK", func(t *testing.T) {
+		o := openStore(t, open)
+		ps := pageStore(t, o.Store)
+		now := now0.Add(time.Hour)
+		used := createLink(t, ps, newLink("lnk_used", alice, twofa.LinkEnroll, now.Add(-time.Minute)))
+		wantUse(t, ps, used.Hash, now.Add(-time.Second), nil, used) // used, not expired
+		expired := createLink(t, ps, newLink("lnk_expired", alice, twofa.LinkManage, now.Add(-twofa.LinkTTL)))
+		past := createLink(t, ps, newLink("lnk_past", bob, twofa.LinkManage, now0))
+		never := newLink("lnk_never", bob, twofa.LinkManage, now0)
+		never.ExpiresAt = time.Time{} // no expiry counts as long past
+		createLink(t, ps, never)
+		live := createLink(t, ps, newLink("lnk_live", otherAlice, twofa.LinkEnroll, now.Add(time.Microsecond-twofa.LinkTTL)))
+
+		n, err := ps.DeleteStaleLinks(t.Context(), now)
+		if n != 4 || err != nil {
+			t.Errorf("DeleteStaleLinks = %d, %v; want 4, nil", n, err)
+		}
+		// The stale ones are gone: their hashes are unknown, in every
+		// process; the live one is as it was.
+		other := pageStore(t, o.second(t))
+		for _, l := range []*twofa.Link{used, expired, past, never} {
+			wantUseErr(t, other, l.ID, l.Hash, now.Add(-time.Hour), twofa.ErrNotFound)
+		}
+		n, err = ps.DeleteStaleLinks(t.Context(), now)
+		if n != 0 || err != nil {
+			t.Errorf("DeleteStaleLinks again = %d, %v; want 0, nil", n, err)
+		}
+		wantUse(t, other, live.Hash, now, nil, live)
+		wantLog(t, o) // a sweep records nothing: each use is in the log
+	})
+
+	t.Run("Many", func(t *testing.T) {
+		// More stale links than a store may delete at once go all the same.
+		o := openStore(t, open)
+		const n = 1100
+		errs := race(t, o, 8, false, func(ctx context.Context, i int, s twofa.Store) error {
+			for j := i; j < n; j += 8 {
+				l := newLink(fmt.Sprintf("lnk_%04d", j), alice, twofa.LinkEnroll, now0)
+				if err := s.(twofa.PageStore).CreateLink(ctx, l, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("CreateLink = %v", err)
+		}
+		live := createLink(t, pageStore(t, o.Store), newLink("lnk_live", bob, twofa.LinkEnroll, now0.Add(time.Hour)))
+		got, err := pageStore(t, o.Store).DeleteStaleLinks(t.Context(), now0.Add(time.Hour))
+		if got != n || err != nil {
+			t.Errorf("DeleteStaleLinks = %d, %v; want %d, nil", got, err, n)
+		}
+		wantUseErr(t, pageStore(t, o.Store), "a swept link", linkHash("lnk_0000"), now0, twofa.ErrNotFound)
+		wantUse(t, pageStore(t, o.Store), live.Hash, now0.Add(time.Hour), nil, live)
+	})
+}
+
+func testUpgradeLinkHashes(t *testing.T, open Opener) {
+	t.Run("NothingAfterMigration", func(t *testing.T) {
+		// The handle migrated a new database, so it found no plain row:
+		// links stored since are never rehashed, by it or by another
+		// handle, whatever their hashes.
+		o := openStore(t, open)
+		ps := pageStore(t, o.Store)
+		l := createLink(t, ps, newLink("lnk_a", alice, twofa.LinkEnroll, now0))
+		for i, s := range []twofa.PageStore{ps, pageStore(t, o.second(t)), ps} {
+			n, err := s.UpgradeLinkHashes(t.Context(), mustNotRehash(t))
+			if n != 0 || err != nil {
+				t.Errorf("UpgradeLinkHashes #%d = %d, %v; want 0, nil", i+1, n, err)
+			}
+		}
+		wantUse(t, ps, l.Hash, now0, nil, l)
 	})
 }
 
