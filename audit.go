@@ -68,6 +68,11 @@ type AuditEvent struct {
 	PrevHash []byte // Hash of the entry before; empty for the first
 	Hash     []byte // HMAC-SHA-256 over PrevHash and the fields above
 
+	// Messages are what the change the event records sends (notices,
+	// codes, webhook deliveries): a store adds them to the outbox in the
+	// transaction that appends the event. They are not part of the entry.
+	Messages []*Message
+
 	chain *AuditChain // set by AuditChain.Prepare; unexported so it is never stored or printed
 }
 
