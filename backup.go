@@ -110,6 +110,7 @@ func (s *Service) RegenerateBackupCodes(ctx context.Context, ref UserRef) ([]str
 	}
 	e := s.event(ctx, EventBackupCodesIssued, ref, "", s.now())
 	e.Factor, e.Detail = FactorBackupCode, fmt.Sprintf("%d codes, replacing the old set", len(codes))
+	s.attachNotices(ctx, e, u, nil)
 	if err := s.store.ReplaceBackupCodes(ctx, ref, hashes, s.now(), e); err != nil {
 		return nil, err
 	}

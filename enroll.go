@@ -232,6 +232,7 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, ref UserRef, deviceID, 
 	}
 	e := s.event(ctx, EventEnrollConfirmed, ref, d.ID, now)
 	e.Factor = string(KindTOTP)
+	s.attachNotices(ctx, e, u, nil)
 	issue := s.event(ctx, EventBackupCodesIssued, ref, "", now)
 	issue.Detail = fmt.Sprintf("%d codes", len(codes))
 	issued, err := s.store.ActivateDevice(ctx, Activation{Ref: ref, DeviceID: d.ID, Step: m.Step, Now: now, BackupCodes: hashes, Event: e, IssueEvent: issue})

@@ -88,6 +88,12 @@ type PageStore interface {
 	SetPromptKey(ctx context.Context, tenant string, blob []byte, keyID uint32, now time.Time, e *AuditEvent) error
 	// SetReturnURLs sets a tenant's return URLs, likewise.
 	SetReturnURLs(ctx context.Context, tenant string, urls []string, now time.Time, e *AuditEvent) error
+	// SetRestrictedOnly sets whether a restricted factor (email) may be a
+	// user's only one in the tenant, likewise; RestrictedOnly reads it
+	// (false for a tenant the store has never seen). Off by default (NIST
+	// SP 800-63B rev 4).
+	SetRestrictedOnly(ctx context.Context, tenant string, allow bool, now time.Time, e *AuditEvent) error
+	RestrictedOnly(ctx context.Context, tenant string) (bool, error)
 
 	// RenameDevice renames one of the user's devices. ErrNotFound.
 	RenameDevice(ctx context.Context, ref UserRef, deviceID, name string, e *AuditEvent) error
@@ -165,6 +171,7 @@ func (s *Service) RenameDevice(ctx context.Context, ref UserRef, deviceID, name 
 	}
 	e := s.event(ctx, EventDeviceRenamed, ref, deviceID, s.now())
 	e.Detail = fmt.Sprintf("to %q", name)
+	s.attachNotices(ctx, e, s.userForNotice(ctx, ref), nil)
 	return s.store.RenameDevice(ctx, ref, deviceID, name, e)
 }
 

@@ -28,6 +28,10 @@ type Service struct {
 	pageKey []byte // signs the hosted pages' cookies
 	// tokenKey keys the stored hashes of API keys and link tokens.
 	tokenKey []byte
+	// codeKey keys the stored hashes of delivered codes; indexKey the
+	// blind indexes of addresses.
+	codeKey  []byte
+	indexKey []byte
 
 	apiKeys keyCache
 }
@@ -45,6 +49,8 @@ const (
 	settingBackupPepper = "backup_code_key"
 	settingPageKey      = "page_session_key"
 	settingTokenKey     = "token_hash_key"
+	settingCodeKey      = "challenge_code_key"
+	settingIndexKey     = "address_index_key"
 )
 
 // NewService returns a Service on store, sealing secrets with keys. On
@@ -78,6 +84,12 @@ func NewService(ctx context.Context, store Store, keys *seal.Keyring, opts Optio
 		return nil, err
 	}
 	if s.tokenKey, err = s.initKey(ctx, settingTokenKey); err != nil {
+		return nil, err
+	}
+	if s.codeKey, err = s.initKey(ctx, settingCodeKey); err != nil {
+		return nil, err
+	}
+	if s.indexKey, err = s.initKey(ctx, settingIndexKey); err != nil {
 		return nil, err
 	}
 	if err := s.upgradeTokenHashes(ctx); err != nil {
@@ -122,6 +134,9 @@ func settingAD(name string) []byte { return seal.AD("twofa/setting/v1", name) }
 // tenant, or under other parameters, does not open. Tools that seal
 // secrets outside the Service (bulk seeding, migrations) use it too.
 func SecretAD(d *Device) []byte {
+	if d.Kind == KindEmail {
+		return emailAD(d)
+	}
 	p := d.Params
 	return seal.AD("twofa/totp-secret/v1", d.Tenant, d.User, d.ID, string(d.Kind),
 		p.Algorithm.String(), strconv.Itoa(p.Digits), strconv.Itoa(p.Period), strconv.FormatInt(p.T0, 10))
@@ -184,6 +199,13 @@ func (s *Service) UserStatus(ctx context.Context, ref UserRef) (*User, error) {
 		}
 	}
 	u.Devices = live
+	for _, d := range u.Devices {
+		if d.Kind == KindEmail {
+			if d.Address, err = s.address(d); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return u, nil
 }
 
@@ -193,6 +215,13 @@ func (s *Service) RevokeDevice(ctx context.Context, ref UserRef, deviceID string
 		return err
 	}
 	e := s.event(ctx, EventDeviceRevoked, ref, deviceID, s.now())
+	if u := s.userForNotice(ctx, ref); u != nil {
+		d := u.Device(deviceID)
+		if d != nil {
+			e.Factor = factorOf(d)
+		}
+		s.attachNotices(ctx, e, u, d) // the removed address is told too
+	}
 	if err := s.store.DeleteDevice(ctx, ref, deviceID, e); err != nil {
 		return err
 	}
@@ -205,7 +234,9 @@ func (s *Service) Disable(ctx context.Context, ref UserRef) error {
 	if err := ref.Validate(); err != nil {
 		return err
 	}
-	err := s.store.DeleteFactors(ctx, ref, s.event(ctx, EventDisabled, ref, "", s.now()))
+	e := s.event(ctx, EventDisabled, ref, "", s.now())
+	s.attachNotices(ctx, e, s.userForNotice(ctx, ref), nil)
+	err := s.store.DeleteFactors(ctx, ref, e)
 	if errors.Is(err, ErrNotFound) {
 		return nil // nothing to disable: as after a successful Disable
 	}
@@ -217,7 +248,9 @@ func (s *Service) Unlock(ctx context.Context, ref UserRef) error {
 	if err := ref.Validate(); err != nil {
 		return err
 	}
-	return s.store.Unlock(ctx, ref, s.event(ctx, EventUnlocked, ref, "", s.now()))
+	e := s.event(ctx, EventUnlocked, ref, "", s.now())
+	s.attachNotices(ctx, e, s.userForNotice(ctx, ref), nil)
+	return s.store.Unlock(ctx, ref, e)
 }
 
 // SweepExpired deletes enrollments that expired unconfirmed, recording

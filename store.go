@@ -32,6 +32,7 @@ type Store interface {
 	SecretStore
 	APIKeyStore
 	PageStore
+	ChallengeStore
 }
 
 // DeviceStore keeps users and their devices.
@@ -139,6 +140,10 @@ type AttemptReads struct {
 	// BackupCode is the hash of a typed backup code: AttemptState's
 	// BackupCodeFound says whether the user has an unused code with it.
 	BackupCode []byte
+	// Challenge is the ID of one of the user's challenges, which
+	// AttemptState.Challenge holds with its live codes (nil when the
+	// user has no such challenge).
+	Challenge string
 }
 
 // AttemptState is what an attempt's check sees, read in the attempt's
@@ -152,6 +157,8 @@ type AttemptState struct {
 	// BackupCodeFound: AttemptReads.BackupCode is an unused code of the
 	// user's.
 	BackupCodeFound bool
+	// Challenge is AttemptReads.Challenge's challenge.
+	Challenge *Challenge
 }
 
 // LimitHit is one event to count, as LimitStore.Hit counts it.
@@ -186,8 +193,8 @@ type Outcome struct {
 // Effect is a change of factor state that an attempt's outcome makes,
 // under a condition that the store checks as it writes (a
 // compare-and-set): the second line of defence behind the user's lock.
-// The effects are AcceptStep and SpendBackupCode; a new factor adds its
-// own, and each store writes it.
+// The effects are AcceptStep, SpendBackupCode and those of challenges
+// (challenge.go); a new factor adds its own, and each store writes it.
 type Effect interface{ effect() }
 
 // AcceptStep accepts a TOTP step of an active device: LastStep becomes

@@ -70,8 +70,8 @@ func validateID(what, id string) error {
 	return nil
 }
 
-// DeviceKind is the kind of a second factor. Only TOTP exists today; email,
-// SMS, WebAuthn and push devices will be further kinds of the same Device.
+// DeviceKind is the kind of a second factor: TOTP and email today; SMS,
+// WebAuthn and push devices will be further kinds of the same Device.
 type DeviceKind string
 
 // Device kinds.
@@ -98,10 +98,17 @@ type Device struct {
 	Name   string
 	Status DeviceStatus
 
-	// Secret is the sealed (encrypted) secret; the store never sees it in
-	// the clear. KeyID is the ID of the master key it is sealed under.
+	// Secret is the sealed (encrypted) secret: a TOTP key, or an email
+	// device's address; the store never sees it in the clear. KeyID is
+	// the ID of the master key it is sealed under.
 	Secret []byte
 	KeyID  uint32
+	// AddressIndex, for an email device, is a keyed blind index of its
+	// address, so that equal addresses are found without opening them.
+	AddressIndex []byte
+	// Address is an email device's address, opened by the Service for
+	// UserStatus; never stored in the clear.
+	Address string
 
 	Params otp.Params // TOTP algorithm, digits and period
 

@@ -86,6 +86,14 @@ type verdict struct {
 	device  string
 	reason  string   // when not valid: ReasonInvalidCode or ReasonReplayed
 	effects []Effect // when valid
+	// failEffects are written with a failure, such as a challenge's
+	// spent budget.
+	failEffects []Effect
+	// notify: the success is news to the user's email addresses (a
+	// factor confirmed, backup codes running low), and to the device
+	// noticeDevice too, if it is not active yet.
+	notify       bool
+	noticeDevice string
 	// ok and failed are the audit events of a success and a failure; a
 	// failure with reason replayed is EventReplayRejected.
 	ok, failed EventType
@@ -238,6 +246,9 @@ func (s *Service) attempt(ctx context.Context, ref UserRef, f factorAttempt) (*v
 			if v.valid {
 				e := s.event(ctx, v.ok, ref, v.device, now)
 				e.Factor, e.Detail = v.factor, v.detail
+				if v.notify {
+					s.attachNotices(ctx, e, st.User, st.User.Device(v.noticeDevice))
+				}
 				return &Outcome{Effects: v.effects, Hits: hitsOf(lim.judged), Events: []*AuditEvent{e}}, nil
 			}
 			o := s.failure(ctx, ref, v, st, lim, now)
@@ -270,11 +281,12 @@ func (s *Service) failure(ctx context.Context, ref UserRef, v *verdict, st *Atte
 	}
 	e := s.event(ctx, t, ref, v.device, now)
 	e.Factor, e.Reason, e.Detail = v.factor, v.reason, fmt.Sprintf("%d consecutive failure%s", n, plural(n))
-	o := &Outcome{Failures: n, LockedUntil: u.LockedUntil, Events: []*AuditEvent{e}}
+	o := &Outcome{Effects: v.failEffects, Failures: n, LockedUntil: u.LockedUntil, Events: []*AuditEvent{e}}
 	if until := s.policy.LockUntil(n, now); !until.IsZero() {
 		o.LockedUntil, v.lockedUntil = until, until
 		l := s.event(ctx, EventLocked, ref, "", now)
 		l.Detail = fmt.Sprintf("after %d consecutive failures, until %s", n, until.UTC().Format(time.RFC3339))
+		s.attachNotices(ctx, l, u, nil)
 		o.Events = append(o.Events, l)
 	}
 	if lim.perIP != nil {
@@ -289,6 +301,7 @@ func (s *Service) failure(ctx context.Context, ref UserRef, v *verdict, st *Atte
 			}
 			l := s.event(ctx, EventLocked, ref, "", now)
 			l.Detail = fmt.Sprintf("daily failure budget of %d spent", lim.daily.max)
+			s.attachNotices(ctx, l, u, nil)
 			o.Events = append(o.Events, l)
 		}
 	}
@@ -330,6 +343,8 @@ func (c codeAttempt) judge(s *Service, st *AttemptState, now time.Time) (*verdic
 		if st.BackupCodeFound {
 			v.valid, v.remaining = true, u.BackupCodes-1
 			v.effects = []Effect{SpendBackupCode{Hash: s.backupHash(u.Ref(), norm)}}
+			v.detail = fmt.Sprintf("%d left", v.remaining)
+			v.notify = v.remaining <= lowBackupCodes
 		}
 		return v, nil
 	}

@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/twofa/twofa"
 	"github.com/twofa/twofa/otp"
 )
 
 const deviceCols = `id, tenant, user_id, kind, name, status, secret, key_id, algorithm, digits, period, t0,
-	last_step, drift, created_at, expires_at, confirmed_at, last_used_at`
+	last_step, drift, created_at, expires_at, confirmed_at, last_used_at, address_index`
 
 // deviceRow is the scan destination of deviceCols.
 type deviceRow struct {
@@ -28,7 +29,7 @@ func (r *deviceRow) dests() []any {
 	d := &r.d
 	return []any{&d.ID, &d.Tenant, &d.User, &r.kind, &d.Name, &r.status, &d.Secret, &r.keyID, &r.alg,
 		&d.Params.Digits, &d.Params.Period, &d.Params.T0, &r.lastStep, &d.Drift,
-		when(&d.CreatedAt), when(&d.ExpiresAt), when(&d.ConfirmedAt), when(&d.LastUsedAt)}
+		when(&d.CreatedAt), when(&d.ExpiresAt), when(&d.ConfirmedAt), when(&d.LastUsedAt), &d.AddressIndex}
 }
 
 func (r *deviceRow) device() *twofa.Device {
@@ -66,7 +67,7 @@ const userQuery = `
 			coalesce(d.status, ''), d.secret, coalesce(d.key_id, 0), coalesce(d.algorithm, 0),
 			coalesce(d.digits, 0), coalesce(d.period, 0), coalesce(d.t0, 0), coalesce(d.last_step, 0),
 			coalesce(d.drift, 0), d.created_at, d.expires_at,
-			d.confirmed_at, d.last_used_at
+			d.confirmed_at, d.last_used_at, d.address_index
 		FROM users u
 		CROSS JOIN LATERAL (SELECT count(*) AS n FROM backup_codes b
 			WHERE b.tenant = u.tenant AND b.user_id = u.user_id AND b.used_at IS NULL) c
@@ -164,11 +165,16 @@ func (s *Store) CreateDevice(ctx context.Context, d *twofa.Device, max int, now 
 
 		b = &pgx.Batch{}
 		b.Queue(`INSERT INTO devices (`+deviceCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 			d.ID, d.Tenant, d.User, string(d.Kind), d.Name, string(status), d.Secret, int64(d.KeyID),
 			int16(d.Params.Algorithm), d.Params.Digits, d.Params.Period, d.Params.T0, lastStep, d.Drift,
-			tstz(d.CreatedAt), tstz(d.ExpiresAt), tstz(d.ConfirmedAt), tstz(d.LastUsedAt))
-		return appendEvents(ctx, tx, b, e)
+			tstz(d.CreatedAt), tstz(d.ExpiresAt), tstz(d.ConfirmedAt), tstz(d.LastUsedAt), nilIfEmpty(d.AddressIndex))
+		err = appendEvents(ctx, tx, b, e)
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "devices_address" {
+			return twofa.ErrAddressTaken
+		}
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/twofa/twofa"
@@ -105,11 +106,14 @@ func (s *Store) CreateDevice(ctx context.Context, d *twofa.Device, max int, now 
 			return fmt.Errorf("user %s has %d devices: %w", d.Ref(), n, twofa.ErrDeviceLimit)
 		}
 		if _, err := t.exec(`INSERT INTO devices (`+deviceCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			d.ID, d.Tenant, d.User, string(d.Kind), d.Name, string(status), nonNil(d.Secret), int64(d.KeyID),
 			int64(d.Params.Algorithm), d.Params.Digits, d.Params.Period, d.Params.T0,
 			lastStep, d.Drift, micros(d.CreatedAt), micros(d.ExpiresAt),
-			micros(d.ConfirmedAt), micros(d.LastUsedAt)); err != nil {
+			micros(d.ConfirmedAt), micros(d.LastUsedAt), nullBytes(d.AddressIndex)); err != nil {
+			if strings.Contains(err.Error(), "devices.address_index") {
+				return fmt.Errorf("user %s: %w", d.Ref(), twofa.ErrAddressTaken)
+			}
 			return fmt.Errorf("sqlite: create device: %w", err)
 		}
 		return t.appendEvents(e)

@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -19,6 +21,13 @@ func readFactors(t *wtx, ref twofa.UserRef, r twofa.AttemptReads, st *twofa.Atte
 			return fmt.Errorf("sqlite: find backup code: %w", err)
 		}
 		st.BackupCodeFound = n > 0
+	}
+	if r.Challenge != "" {
+		c, err := readChallenge(wq{t}, ref, r.Challenge)
+		if err != nil && !errors.Is(err, twofa.ErrNotFound) {
+			return err
+		}
+		st.Challenge = c
 	}
 	return nil
 }
@@ -44,6 +53,28 @@ func writeEffect(t *wtx, ref twofa.UserRef, now time.Time, rowids map[string]int
 			return false, fmt.Errorf("sqlite: spend backup code: %w", err)
 		}
 		return n == 1, nil
+	case twofa.ConsumeChallenge:
+		return one(t.exec(`UPDATE challenges SET consumed_at = ? WHERE id = ? AND tenant = ? AND user_id = ? AND consumed_at IS NULL`,
+			now.UnixMicro(), e.ID, ref.Tenant, ref.User))
+	case twofa.FailChallenge:
+		return one(t.exec(`UPDATE challenges SET attempts = attempts + 1 WHERE id = ? AND tenant = ? AND user_id = ? AND consumed_at IS NULL`,
+			e.ID, ref.Tenant, ref.User))
+	case twofa.ActivateDevice:
+		return one(t.exec(`UPDATE devices SET status = 'active', confirmed_at = ?1, last_used_at = ?1, expires_at = NULL
+			WHERE id = ?2 AND tenant = ?3 AND user_id = ?4 AND status = 'pending' AND expires_at > ?1`,
+			now.UnixMicro(), e.DeviceID, ref.Tenant, ref.User))
+	case twofa.UseDevice:
+		return one(t.exec(`UPDATE devices SET last_used_at = ? WHERE id = ? AND tenant = ? AND user_id = ? AND status = 'active'`,
+			now.UnixMicro(), e.DeviceID, ref.Tenant, ref.User))
 	}
 	return false, fmt.Errorf("sqlite: attempt: unknown effect %T", e)
+}
+
+// one reports whether a statement changed exactly one row.
+func one(res sql.Result, err error) (bool, error) {
+	n, err := rowsAffected(res, err)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: attempt: %w", err)
+	}
+	return n == 1, nil
 }

@@ -13,7 +13,7 @@ import (
 
 // deviceCols are the columns deviceRow scans, in its order.
 const deviceCols = `id, tenant, user_id, kind, name, status, secret, key_id, algorithm, digits, period, t0,
-	last_step, drift, created_at, expires_at, confirmed_at, last_used_at`
+	last_step, drift, created_at, expires_at, confirmed_at, last_used_at, address_index`
 
 // userQuery reads a user, their devices oldest first (insertion order
 // among equal times) and their unused backup codes in one statement, so
@@ -21,7 +21,7 @@ const deviceCols = `id, tenant, user_id, kind, name, status, secret, key_id, alg
 const userQuery = `SELECT u.failures, u.locked_until, u.created_at,
 	(SELECT count(*) FROM backup_codes b WHERE b.tenant = u.tenant AND b.user_id = u.user_id AND b.used_at IS NULL),
 	d.id, d.tenant, d.user_id, d.kind, d.name, d.status, d.secret, d.key_id, d.algorithm, d.digits, d.period, d.t0,
-	d.last_step, d.drift, d.created_at, d.expires_at, d.confirmed_at, d.last_used_at, d.rowid
+	d.last_step, d.drift, d.created_at, d.expires_at, d.confirmed_at, d.last_used_at, d.address_index, d.rowid
 FROM users u LEFT JOIN devices d ON d.tenant = u.tenant AND d.user_id = u.user_id
 WHERE u.tenant = ? AND u.user_id = ?
 ORDER BY d.created_at, d.rowid`
@@ -65,7 +65,7 @@ func (s *Store) prepare(ctx context.Context) error {
 // deviceRow scans deviceCols; every field is nullable for LEFT JOINs.
 type deviceRow struct {
 	id, tenant, user, kind, name, status    sql.NullString
-	secret                                  []byte
+	secret, addressIndex                    []byte
 	keyID, alg, digits, period, t0          sql.NullInt64
 	lastStep, drift                         sql.NullInt64
 	createdAt, expiresAt, confirmedAt, used sql.NullInt64
@@ -73,7 +73,7 @@ type deviceRow struct {
 
 func (r *deviceRow) dest() []any {
 	return []any{&r.id, &r.tenant, &r.user, &r.kind, &r.name, &r.status, &r.secret, &r.keyID, &r.alg, &r.digits, &r.period, &r.t0,
-		&r.lastStep, &r.drift, &r.createdAt, &r.expiresAt, &r.confirmedAt, &r.used}
+		&r.lastStep, &r.drift, &r.createdAt, &r.expiresAt, &r.confirmedAt, &r.used, &r.addressIndex}
 }
 
 func (r *deviceRow) device() *twofa.Device {
@@ -98,6 +98,8 @@ func (r *deviceRow) device() *twofa.Device {
 		ExpiresAt:   fromMicros(r.expiresAt),
 		ConfirmedAt: fromMicros(r.confirmedAt),
 		LastUsedAt:  fromMicros(r.used),
+
+		AddressIndex: r.addressIndex,
 	}
 }
 

@@ -61,6 +61,7 @@ func Run(t *testing.T, open Opener) {
 		{"StepRange", testStepRange},
 		{"Unlock", testUnlock},
 		{"SpendBackupCode", testSpendBackupCode},
+		{"Challenges", testChallenges},
 		{"ReplaceBackupCodes", testReplaceBackupCodes},
 		{"Hit", testHit},
 		{"AppendAudit", testAppendAudit},

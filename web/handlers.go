@@ -59,9 +59,14 @@ type deviceJSON struct {
 	ConfirmedAt *time.Time `json:"confirmed_at,omitempty"`
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
 	LastUsedAt  *time.Time `json:"last_used_at"`
-	Algorithm   string     `json:"algorithm"`
-	Digits      int        `json:"digits"`
-	Period      int        `json:"period"`
+	// TOTP devices.
+	Algorithm string `json:"algorithm,omitempty"`
+	Digits    int    `json:"digits,omitempty"`
+	Period    int    `json:"period,omitempty"`
+	// Email devices: the address, and restricted (NIST SP 800-63B rev 4
+	// does not accept email as an authenticator on its own).
+	Address    string `json:"address,omitempty"`
+	Restricted bool   `json:"restricted,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -73,12 +78,18 @@ func timePtr(t time.Time) *time.Time {
 }
 
 func toDeviceJSON(d *twofa.Device) deviceJSON {
-	return deviceJSON{
+	j := deviceJSON{
 		ID: d.ID, Name: d.Name, Type: string(d.Kind), Status: string(d.Status),
 		CreatedAt: d.CreatedAt.UTC(), ConfirmedAt: timePtr(d.ConfirmedAt), ExpiresAt: timePtr(d.ExpiresAt),
 		LastUsedAt: timePtr(d.LastUsedAt),
-		Algorithm:  d.Params.Algorithm.String(), Digits: d.Params.Digits, Period: d.Params.Period,
 	}
+	switch d.Kind {
+	case twofa.KindTOTP:
+		j.Algorithm, j.Digits, j.Period = d.Params.Algorithm.String(), d.Params.Digits, d.Params.Period
+	case twofa.KindEmail:
+		j.Address, j.Restricted = d.Address, true
+	}
+	return j
 }
 
 type enrollRequest struct {
@@ -211,19 +222,24 @@ func (s *server) handleVerify() http.Handler {
 			s.writeError(w, r, e)
 			return
 		}
-		out := verifyResponse{Valid: res.Valid, Reason: res.Reason}
-		if res.Valid {
-			n := res.BackupCodesRemaining
-			out.Factor, out.DeviceID, out.BackupCodesRemaining = res.Factor, res.Device, &n
-			s.metrics.verifications.WithLabelValues("valid", res.Factor).Inc()
-		} else {
-			s.metrics.verifications.WithLabelValues("invalid", res.Reason).Inc()
-			if !res.LockedUntil.IsZero() {
-				s.metrics.lockouts.Inc()
-			}
-		}
-		encode(w, http.StatusOK, out)
+		s.encodeVerify(w, res)
 	})
+}
+
+// encodeVerify answers a verification, of any factor, and counts it.
+func (s *server) encodeVerify(w http.ResponseWriter, res *twofa.VerifyResult) {
+	out := verifyResponse{Valid: res.Valid, Reason: res.Reason}
+	if res.Valid {
+		n := res.BackupCodesRemaining
+		out.Factor, out.DeviceID, out.BackupCodesRemaining = res.Factor, res.Device, &n
+		s.metrics.verifications.WithLabelValues("valid", res.Factor).Inc()
+	} else {
+		s.metrics.verifications.WithLabelValues("invalid", res.Reason).Inc()
+		if !res.LockedUntil.IsZero() {
+			s.metrics.lockouts.Inc()
+		}
+	}
+	encode(w, http.StatusOK, out)
 }
 
 type resyncRequest struct {

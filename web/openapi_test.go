@@ -279,8 +279,10 @@ func TestOpenAPI_Document(t *testing.T) {
 		want          []string
 	}{
 		{"VerifyResult", "reason", []string{twofa.ReasonInvalidCode, twofa.ReasonReplayed}},
-		{"VerifyResult", "factor", []string{twofa.FactorTOTP, twofa.FactorBackupCode}},
-		{"Device", "type", []string{string(twofa.KindTOTP)}},
+		{"VerifyResult", "factor", []string{twofa.FactorTOTP, twofa.FactorBackupCode, twofa.FactorEmail}},
+		{"Device", "type", []string{string(twofa.KindTOTP), string(twofa.KindEmail)}},
+		{"Challenge", "purpose", []string{twofa.PurposeSignIn, twofa.PurposeConfirm}},
+		{"Challenge", "state", []string{twofa.ChallengePending, twofa.ChallengeVerified, twofa.ChallengeExpired}},
 		{"Device", "status", []string{string(twofa.StatusPending), string(twofa.StatusActive)}},
 		{"ErrorDetail", "code", []string{twofa.EINVALID, twofa.ENOTFOUND, twofa.ECONFLICT, twofa.EUNAUTHORIZED,
 			twofa.EFORBIDDEN, twofa.ERATELIMITED, twofa.EINTERNAL, "too_large"}},

@@ -26,6 +26,12 @@ func (s *server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/users/{user_id}/backup-codes", app(s.handleBackupCodes()))
 	mux.Handle("POST /v1/users/{user_id}/enrollment-links", app(s.handleCreateLink(twofa.LinkEnroll)))
 	mux.Handle("POST /v1/users/{user_id}/manage-links", app(s.handleCreateLink(twofa.LinkManage)))
+	mux.Handle("POST /v1/users/{user_id}/email", app(s.handleEnrollEmail()))
+	mux.Handle("POST /v1/users/{user_id}/email/{device_id}/confirm", app(s.handleConfirmEmail()))
+	mux.Handle("POST /v1/users/{user_id}/challenges", app(s.handleStartChallenge()))
+	mux.Handle("GET /v1/users/{user_id}/challenges/{challenge_id}", app(s.handleGetChallenge()))
+	mux.Handle("POST /v1/users/{user_id}/challenges/{challenge_id}/resend", app(s.handleResendChallenge()))
+	mux.Handle("POST /v1/users/{user_id}/challenges/{challenge_id}/verify", app(s.handleVerifyChallenge()))
 
 	mux.Handle("POST /v1/users/{user_id}/unlock", admin(s.handleUnlock()))
 	mux.Handle("GET /v1/audit", admin(s.handleAudit()))
