@@ -33,15 +33,17 @@ type Enrollment struct {
 type Device struct {
 	ID          string    `json:"id"`
 	Name        string    `json:"name"`
-	Type        string    `json:"type"`   // "totp"
+	Type        string    `json:"type"`   // "totp" or "email"
 	Status      string    `json:"status"` // "pending" or "active"
 	CreatedAt   time.Time `json:"created_at"`
 	ConfirmedAt time.Time `json:"confirmed_at"`
 	ExpiresAt   time.Time `json:"expires_at"` // pending devices
 	LastUsedAt  time.Time `json:"last_used_at"`
-	Algorithm   string    `json:"algorithm"`
+	Algorithm   string    `json:"algorithm"` // TOTP devices
 	Digits      int       `json:"digits"`
 	Period      int       `json:"period"`
+	Address     string    `json:"address"`    // email devices
+	Restricted  bool      `json:"restricted"` // email: not an authenticator on its own
 }
 
 // ConfirmResult is the outcome of a confirmation code.
