@@ -192,10 +192,14 @@ type session struct {
 	Stage   string `json:"s,omitempty"` // enrollment: "", stageCodes or stageDone
 	// Proven: the visitor typed a current code or backup code of the user
 	// in this session, so may add a device; cleared once one is added.
-	Proven  bool   `json:"p,omitempty"`
-	Request string `json:"r,omitempty"` // the prompt's signed request
-	CSRF    string `json:"c"`           // the forms' token
-	Exp     int64  `json:"e"`           // Unix seconds
+	Proven bool `json:"p,omitempty"`
+	// PendingEmail and Challenge: an email device being enrolled, and the
+	// challenge whose code was sent (for a prompt: a sign-in code).
+	PendingEmail string `json:"m,omitempty"`
+	Challenge    string `json:"h,omitempty"`
+	Request      string `json:"r,omitempty"` // the prompt's signed request
+	CSRF         string `json:"c"`           // the forms' token
+	Exp          int64  `json:"e"`           // Unix seconds
 }
 
 // Stages of an enrollment after its code.

@@ -22,6 +22,7 @@ type manageData struct {
 type deviceView struct {
 	ID       string
 	Name     string
+	Address  string // email devices
 	Added    time.Time
 	LastUsed time.Time
 }
@@ -33,6 +34,7 @@ var manageNotices = map[string]string{
 	"removed": "Device removed.",
 	"added":   "Your new device is ready.",
 	"codes":   "Your new backup codes are ready. The old ones no longer work.",
+	"email":   "Your email address is confirmed. You can now get sign-in codes by email.",
 }
 
 // managePage lists the user's devices with what may be done to them.
@@ -49,7 +51,7 @@ func (s *server) renderManage(w http.ResponseWriter, r *http.Request, ss *sessio
 	}
 	d := manageData{BackupCodes: u.BackupCodes, CanAdd: len(u.Devices) < s.svc.Policy().MaxDevices}
 	for _, dev := range u.ActiveDevices() {
-		d.Devices = append(d.Devices, deviceView{ID: dev.ID, Name: dev.Name, Added: dev.ConfirmedAt, LastUsed: dev.LastUsedAt})
+		d.Devices = append(d.Devices, deviceView{ID: dev.ID, Name: dev.Name, Address: dev.Address, Added: dev.ConfirmedAt, LastUsed: dev.LastUsedAt})
 	}
 	if u.Locked(s.now()) {
 		d.LockedUntil = s.lockedText(u.LockedUntil)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/twofa/twofa"
+	"github.com/twofa/twofa/prompt"
 )
 
 // The hosted prompt, like Duo's: an application sends its user to
@@ -31,6 +32,7 @@ type promptData struct {
 	Form      codeForm
 	CancelURL string
 	NoFactor  bool // nothing to verify: the form is left out
+	Email     emailOffer
 }
 
 // handlePromptPage checks the application's request and asks for a code.
@@ -58,20 +60,42 @@ func (s *server) handlePromptPage() http.Handler {
 			s.badPromptRequest(w, r, err)
 			return
 		}
-		data := promptData{CancelURL: withParam(req.ReturnURL, ParamError, "cancelled"), Form: promptForm(ss, false)}
-		status, problem := http.StatusOK, ""
-		u, err := s.svc.UserStatus(ctx, ss.ref())
-		switch {
-		case err != nil:
-			status, problem = s.codeProblem(r, err)
-		case len(u.ActiveDevices()) == 0 && u.BackupCodes == 0:
-			data.NoFactor = true
-			status, problem = s.codeProblem(r, twofa.ErrNotEnrolled)
-		case u.Locked(s.now()):
-			status, problem = http.StatusTooManyRequests, s.lockedText(u.LockedUntil)
-		}
-		s.render(w, r, status, "prompt.html", view{Title: "Confirm it's you", Error: problem, CSRF: ss.CSRF, Data: data}, formOrigin(req.ReturnURL)...)
+		s.renderPrompt(w, r.WithContext(ctx), ss, req.ReturnURL, http.StatusOK, "", false)
 	})
+}
+
+// renderPrompt shows the prompt for the session's user: the code forms,
+// "email me a code" when they have an email address, or the form for an
+// emailed code when one is on its way. A problem, or the user's lock,
+// shows above them.
+func (s *server) renderPrompt(w http.ResponseWriter, r *http.Request, ss *session, returnURL string, status int, problem string, invalid bool) {
+	data := promptData{CancelURL: withParam(returnURL, ParamError, "cancelled"), Form: promptForm(ss, invalid)}
+	u, err := s.svc.UserStatus(r.Context(), ss.ref())
+	switch {
+	case err != nil:
+		status, problem = s.codeProblem(r, err)
+	case len(u.ActiveDevices()) == 0 && u.BackupCodes == 0:
+		data.NoFactor = true
+		status, problem = s.codeProblem(r, twofa.ErrNotEnrolled)
+	case u.Locked(s.now()) && problem == "":
+		status, problem = http.StatusTooManyRequests, s.lockedText(u.LockedUntil)
+	}
+	if u != nil {
+		for _, d := range u.ActiveDevices() {
+			if d.Kind == twofa.KindEmail {
+				data.Email.Offer = true
+			}
+		}
+	}
+	if ss.Challenge != "" && u != nil {
+		if c, err := s.svc.Challenge(r.Context(), ss.ref(), ss.Challenge); err == nil && c.State(s.now()) == twofa.ChallengePending {
+			data.Email.Sent, data.Email.ResendAfter = true, c.LastSentAt.Add(twofa.ResendGap)
+			if d := u.Device(c.DeviceID); d != nil {
+				data.Email.Address = maskAddress(d.Address)
+			}
+		}
+	}
+	s.render(w, r, status, "prompt.html", view{Title: "Confirm it's you", Error: problem, CSRF: ss.CSRF, Data: data}, formOrigin(returnURL)...)
 }
 
 func promptForm(ss *session, invalid bool) codeForm {
@@ -91,24 +115,30 @@ func (s *server) badPromptRequest(w http.ResponseWriter, r *http.Request, err er
 	s.renderError(w, r, http.StatusBadRequest, "This sign-in request can't be used", msg, errorPage{Detail: twofa.ErrorMessage(err)})
 }
 
-// promptVerify checks the code and, when it is valid, sends the user back
-// with a signed result.
-func (s *server) promptVerify(w http.ResponseWriter, r *http.Request, ss *session) {
-	ctx := r.Context()
-	// Checked again: the tenant's return URLs or key may have changed.
-	req, err := s.svc.PromptRequest(ctx, ss.Tenant, ss.Request)
+// promptRequest checks the session's request again (the tenant's return
+// URLs or key may have changed); when it fails, the page says so and ends
+// the session.
+func (s *server) promptRequest(w http.ResponseWriter, r *http.Request, ss *session) (*prompt.Request, bool) {
+	req, err := s.svc.PromptRequest(r.Context(), ss.Tenant, ss.Request)
 	if err != nil {
 		s.clearSession(w, r, cookiePrompt)
 		s.badPromptRequest(w, r, err)
+		return nil, false
+	}
+	return req, true
+}
+
+// promptVerify checks the code and, when it is valid, sends the user back
+// with a signed result.
+func (s *server) promptVerify(w http.ResponseWriter, r *http.Request, ss *session) {
+	req, ok := s.promptRequest(w, r, ss)
+	if !ok {
 		return
 	}
-	again := func(status int, msg string) {
-		s.render(w, r, status, "prompt.html", view{Title: "Confirm it's you", Error: msg, CSRF: ss.CSRF,
-			Data: promptData{CancelURL: withParam(req.ReturnURL, ParamError, "cancelled"), Form: promptForm(ss, true)}}, formOrigin(req.ReturnURL)...)
-	}
-	res, err := s.svc.Verify(ctx, ss.ref(), r.PostForm.Get("code"))
+	res, err := s.svc.Verify(r.Context(), ss.ref(), r.PostForm.Get("code"))
 	if err != nil {
-		again(s.codeProblem(r, err))
+		status, msg := s.codeProblem(r, err)
+		s.renderPrompt(w, r, ss, req.ReturnURL, status, msg, true)
 		return
 	}
 	if !res.Valid {
@@ -116,12 +146,18 @@ func (s *server) promptVerify(w http.ResponseWriter, r *http.Request, ss *sessio
 		if !res.LockedUntil.IsZero() {
 			status = http.StatusTooManyRequests
 		}
-		again(status, s.resultProblem(res))
+		s.renderPrompt(w, r, ss, req.ReturnURL, status, s.resultProblem(res), true)
 		return
 	}
-	tok, err := s.svc.PromptResult(ctx, req, res)
+	s.promptPassed(w, r, req, res)
+}
+
+// promptPassed sends the user back with a signed result.
+func (s *server) promptPassed(w http.ResponseWriter, r *http.Request, req *prompt.Request, res *twofa.VerifyResult) {
+	tok, err := s.svc.PromptResult(r.Context(), req, res)
 	if err != nil {
-		again(s.codeProblem(r, err))
+		status, msg := s.codeProblem(r, err)
+		s.render(w, r, status, "error.html", view{Title: "We couldn't send you back", Error: msg, Data: errorPage{}})
 		return
 	}
 	s.clearSession(w, r, cookiePrompt)

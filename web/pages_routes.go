@@ -15,6 +15,10 @@ func (s *server) addPageRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /enroll/prove", s.withSession(cookieLink, links, s.enrollProve))
 	mux.Handle("POST /enroll/restart", s.withSession(cookieLink, links, s.enrollRestart))
 	mux.Handle("POST /enroll/saved", s.withSession(cookieLink, links, s.enrollSaved))
+	mux.Handle("GET /enroll/email", s.withSession(cookieLink, links, s.emailPage))
+	mux.Handle("POST /enroll/email", s.withSession(cookieLink, links, s.emailBegin))
+	mux.Handle("POST /enroll/email/confirm", s.withSession(cookieLink, links, s.emailConfirm))
+	mux.Handle("POST /enroll/email/resend", s.withSession(cookieLink, links, s.emailResend))
 
 	mux.Handle("GET /manage", s.withSession(cookieLink, manage, s.managePage))
 	mux.Handle("POST /manage/rename", s.withSession(cookieLink, manage, s.manageRename))
@@ -25,4 +29,7 @@ func (s *server) addPageRoutes(mux *http.ServeMux) {
 
 	mux.Handle("GET /prompt", s.handlePromptPage())
 	mux.Handle("POST /prompt", s.withSession(cookiePrompt, []string{kindPrompt}, s.promptVerify))
+	mux.Handle("POST /prompt/email", s.withSession(cookiePrompt, []string{kindPrompt}, s.promptEmail))
+	mux.Handle("POST /prompt/email/verify", s.withSession(cookiePrompt, []string{kindPrompt}, s.promptEmailVerify))
+	mux.Handle("POST /prompt/email/resend", s.withSession(cookiePrompt, []string{kindPrompt}, s.promptEmailResend))
 }

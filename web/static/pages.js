@@ -48,3 +48,24 @@
     b.addEventListener("click", function () { window.print(); });
   });
 })();
+
+// The resend button waits until a resend is accepted, and says how long.
+(function () {
+  "use strict";
+  var b = document.querySelector("[data-resend-after]");
+  if (!b) return;
+  var after = Number(b.getAttribute("data-resend-after")) * 1000;
+  var label = b.textContent;
+  function tick() {
+    var left = Math.ceil((after - Date.now()) / 1000);
+    if (left > 0) {
+      b.disabled = true;
+      b.textContent = label + " (in " + left + " s)";
+      setTimeout(tick, 1000);
+    } else {
+      b.disabled = false;
+      b.textContent = label;
+    }
+  }
+  tick();
+})();

@@ -1,0 +1,288 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/twofa/twofa"
+)
+
+// The email factor on the hosted pages: adding an address from an
+// enrollment or manage link, and "email me a code" on the prompt.
+
+// emailData is the email page's: the address form, or, once a code was
+// sent, the form for it.
+type emailData struct {
+	Sent         bool
+	Address      string // typed, or where the code went (masked on the prompt)
+	Action       string // where the code goes
+	ResendAction string
+	Button       string
+	ResendAfter  time.Time
+	Back         string
+	BackText     string
+}
+
+// emailOffer is what the prompt offers by email.
+type emailOffer struct {
+	Offer       bool // the user has an email device
+	Sent        bool // a code is on its way
+	Address     string
+	ResendAfter time.Time
+}
+
+// maskAddress shows enough of an address for its owner to know it, and
+// little to anyone else: "j***@example.com".
+func maskAddress(a string) string {
+	at := strings.LastIndexByte(a, '@')
+	if at < 1 {
+		return "your email address"
+	}
+	return a[:1] + "***" + a[at:]
+}
+
+func (s *server) emailView(ss *session, data emailData, problem string) view {
+	if ss.Kind == kindManage {
+		data.Back, data.BackText = "/manage", "Back to your devices"
+	} else {
+		data.Back, data.BackText = "/enroll", "Use an authenticator app instead"
+	}
+	return view{Title: "Add an email address", Error: problem, CSRF: ss.CSRF, Data: data}
+}
+
+// emailPage asks for the address to add, or, while a code is on its way,
+// for the code.
+func (s *server) emailPage(w http.ResponseWriter, r *http.Request, ss *session) {
+	if need, err := s.needsProof(r, ss); err != nil || need {
+		if err != nil {
+			s.enrollProblem(w, r, ss, err)
+			return
+		}
+		s.render(w, r, http.StatusOK, "confirm.html", proveView(ss, ""))
+		return
+	}
+	if ss.PendingEmail != "" {
+		if c, err := s.svc.Challenge(r.Context(), ss.ref(), ss.Challenge); err == nil && c.State(s.now()) == twofa.ChallengePending {
+			s.render(w, r, http.StatusOK, "email.html", s.emailView(ss, s.emailSent(r, ss, c), ""))
+			return
+		}
+	}
+	s.render(w, r, http.StatusOK, "email.html", s.emailView(ss, emailData{}, ""))
+}
+
+// emailSent is the code form of the session's email enrollment.
+func (s *server) emailSent(r *http.Request, ss *session, c *twofa.Challenge) emailData {
+	d := emailData{Sent: true, Action: "/enroll/email/confirm", ResendAction: "/enroll/email/resend", Button: "Confirm",
+		ResendAfter: c.LastSentAt.Add(twofa.ResendGap)}
+	if u, err := s.svc.UserStatus(r.Context(), ss.ref()); err == nil {
+		if dev := u.Device(c.DeviceID); dev != nil {
+			d.Address = dev.Address
+		}
+	}
+	return d
+}
+
+// emailBegin adds a pending email device and sends it a code.
+func (s *server) emailBegin(w http.ResponseWriter, r *http.Request, ss *session) {
+	if need, err := s.needsProof(r, ss); err != nil || need {
+		if err != nil {
+			s.enrollProblem(w, r, ss, err)
+			return
+		}
+		s.render(w, r, http.StatusForbidden, "confirm.html", proveView(ss, ""))
+		return
+	}
+	address := strings.TrimSpace(r.PostForm.Get("address"))
+	en, err := s.svc.BeginEmailEnrollment(r.Context(), ss.ref(), address, "")
+	if err != nil {
+		status, msg := s.emailProblem(r, err)
+		s.render(w, r, status, "email.html", s.emailView(ss, emailData{Address: address}, msg))
+		return
+	}
+	ss.PendingEmail, ss.Challenge = en.Device.ID, en.Challenge.ID
+	if err := s.setSession(w, r, ss); err != nil {
+		s.enrollProblem(w, r, ss, err)
+		return
+	}
+	d := emailData{Sent: true, Address: en.Device.Address, Action: "/enroll/email/confirm", ResendAction: "/enroll/email/resend",
+		Button: "Confirm", ResendAfter: en.Challenge.LastSentAt.Add(twofa.ResendGap)}
+	s.render(w, r, http.StatusOK, "email.html", s.emailView(ss, d, ""))
+}
+
+// emailProblem explains why an address cannot be added or a code sent.
+func (s *server) emailProblem(r *http.Request, err error) (int, string) {
+	status, msg := s.codeProblem(r, err)
+	switch {
+	case errors.Is(err, twofa.ErrAddressTaken):
+		msg = "That address is already one of your ways to sign in."
+	case errors.Is(err, twofa.ErrRestrictedOnly):
+		msg = "Email can only be a backup way to sign in. Set up an authenticator app first, then add your email address."
+	case twofa.ErrorCode(err) == twofa.EINVALID:
+		msg = "That doesn't look like an email address. Type it as jane@example.com."
+	case errors.Is(err, twofa.ErrDeviceLimit):
+		msg = "You have the most devices allowed. Remove one you no longer use, then add this address."
+	}
+	return status, msg
+}
+
+// emailConfirm checks the code of the session's email enrollment.
+func (s *server) emailConfirm(w http.ResponseWriter, r *http.Request, ss *session) {
+	if ss.PendingEmail == "" {
+		seeOther(w, r, "/enroll/email")
+		return
+	}
+	again := func(status int, msg string) {
+		d := emailData{Sent: true, Action: "/enroll/email/confirm", ResendAction: "/enroll/email/resend", Button: "Confirm"}
+		if c, err := s.svc.Challenge(r.Context(), ss.ref(), ss.Challenge); err == nil {
+			d = s.emailSent(r, ss, c)
+		}
+		s.render(w, r, status, "email.html", s.emailView(ss, d, msg))
+	}
+	res, err := s.svc.ConfirmEmail(r.Context(), ss.ref(), ss.PendingEmail, ss.Challenge, digitsOnly(r.PostForm.Get("code")))
+	if errors.Is(err, twofa.ErrChallengeEnded) || errors.Is(err, twofa.ErrNotFound) {
+		ss.PendingEmail, ss.Challenge = "", ""
+		if err := s.setSession(w, r, ss); err != nil {
+			s.enrollProblem(w, r, ss, err)
+			return
+		}
+		s.renderError(w, r, http.StatusGone, "This code no longer works",
+			"The code expired, was used, or was typed wrong too many times. Start again to get a new one.",
+			errorPage{NextURL: "/enroll/email", NextText: "Start again"})
+		return
+	}
+	if err != nil {
+		again(s.codeProblem(r, err))
+		return
+	}
+	if !res.Valid {
+		status := http.StatusUnprocessableEntity
+		msg := "That code didn't work. Type the 8-digit code from the newest email we sent you."
+		if !res.LockedUntil.IsZero() {
+			status, msg = http.StatusTooManyRequests, msg+" "+s.lockedText(res.LockedUntil)
+		}
+		again(status, msg)
+		return
+	}
+	ss.PendingEmail, ss.Challenge, ss.Proven = "", "", false
+	if ss.Kind == kindManage {
+		ss.Stage = ""
+	} else {
+		ss.Stage = stageDone
+	}
+	if err := s.setSession(w, r, ss); err != nil {
+		s.enrollProblem(w, r, ss, err)
+		return
+	}
+	if ss.Kind == kindManage {
+		seeOther(w, r, "/manage?notice=email")
+		return
+	}
+	seeOther(w, r, "/enroll")
+}
+
+// emailResend sends another code for the session's email enrollment.
+func (s *server) emailResend(w http.ResponseWriter, r *http.Request, ss *session) {
+	if ss.PendingEmail == "" {
+		seeOther(w, r, "/enroll/email")
+		return
+	}
+	c, err := s.svc.ResendChallenge(r.Context(), ss.ref(), ss.Challenge)
+	if err != nil {
+		status, msg := s.emailProblem(r, err)
+		d := emailData{Sent: true, Action: "/enroll/email/confirm", ResendAction: "/enroll/email/resend", Button: "Confirm"}
+		if c, err := s.svc.Challenge(r.Context(), ss.ref(), ss.Challenge); err == nil {
+			d = s.emailSent(r, ss, c)
+		}
+		s.render(w, r, status, "email.html", s.emailView(ss, d, msg))
+		return
+	}
+	v := s.emailView(ss, s.emailSent(r, ss, c), "")
+	v.Notice = "We sent another code. Any code from the last 10 minutes works."
+	s.render(w, r, http.StatusOK, "email.html", v)
+}
+
+// digitsOnly drops the spaces people type in long codes.
+func digitsOnly(code string) string {
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' {
+			return -1
+		}
+		return r
+	}, code)
+}
+
+// promptEmail sends a sign-in code to the user's email.
+func (s *server) promptEmail(w http.ResponseWriter, r *http.Request, ss *session) {
+	req, ok := s.promptRequest(w, r, ss)
+	if !ok {
+		return
+	}
+	c, err := s.svc.StartChallenge(r.Context(), ss.ref(), twofa.FactorEmail, "")
+	if err != nil {
+		status, msg := s.emailProblem(r, err)
+		s.renderPrompt(w, r, ss, req.ReturnURL, status, msg, false)
+		return
+	}
+	ss.Challenge = c.ID
+	if err := s.setSession(w, r, ss); err != nil {
+		s.badPromptRequest(w, r, err)
+		return
+	}
+	s.renderPrompt(w, r, ss, req.ReturnURL, http.StatusOK, "", false)
+}
+
+// promptEmailResend sends another sign-in code.
+func (s *server) promptEmailResend(w http.ResponseWriter, r *http.Request, ss *session) {
+	req, ok := s.promptRequest(w, r, ss)
+	if !ok {
+		return
+	}
+	if ss.Challenge == "" {
+		s.renderPrompt(w, r, ss, req.ReturnURL, http.StatusOK, "", false)
+		return
+	}
+	status, msg := http.StatusOK, ""
+	if _, err := s.svc.ResendChallenge(r.Context(), ss.ref(), ss.Challenge); err != nil {
+		status, msg = s.emailProblem(r, err)
+	}
+	s.renderPrompt(w, r, ss, req.ReturnURL, status, msg, false)
+}
+
+// promptEmailVerify checks an emailed code and, when it is valid, sends
+// the user back with a signed result.
+func (s *server) promptEmailVerify(w http.ResponseWriter, r *http.Request, ss *session) {
+	req, ok := s.promptRequest(w, r, ss)
+	if !ok {
+		return
+	}
+	if ss.Challenge == "" {
+		s.renderPrompt(w, r, ss, req.ReturnURL, http.StatusOK, "", false)
+		return
+	}
+	res, err := s.svc.VerifyChallenge(r.Context(), ss.ref(), ss.Challenge, digitsOnly(r.PostForm.Get("code")))
+	if errors.Is(err, twofa.ErrChallengeEnded) || errors.Is(err, twofa.ErrNotFound) {
+		ss.Challenge = ""
+		if err := s.setSession(w, r, ss); err != nil {
+			s.badPromptRequest(w, r, err)
+			return
+		}
+		s.renderPrompt(w, r, ss, req.ReturnURL, http.StatusGone, "That code no longer works: it expired, was used, or was typed wrong too many times. Ask for a new one.", false)
+		return
+	}
+	if err != nil {
+		status, msg := s.codeProblem(r, err)
+		s.renderPrompt(w, r, ss, req.ReturnURL, status, msg, true)
+		return
+	}
+	if !res.Valid {
+		status, msg := http.StatusUnprocessableEntity, "That code didn't work. Type the 8-digit code from the newest email we sent you."
+		if !res.LockedUntil.IsZero() {
+			status, msg = http.StatusTooManyRequests, msg+" "+s.lockedText(res.LockedUntil)
+		}
+		s.renderPrompt(w, r, ss, req.ReturnURL, status, msg, true)
+		return
+	}
+	s.promptPassed(w, r, req, res)
+}
