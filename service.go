@@ -264,6 +264,14 @@ func (s *Service) SweepExpired(ctx context.Context) (int, error) {
 	} else if links > 0 {
 		s.log.InfoContext(ctx, "swept used and expired links", "count", links)
 	}
+	// Challenges are kept a day after they end, for whoever looks into a
+	// sign-in; their codes are useless from the moment they end.
+	chs, cerr := s.store.DeleteChallenges(ctx, now.Add(-24*time.Hour))
+	if cerr != nil {
+		lerr = errors.Join(lerr, fmt.Errorf("sweeping challenges: %w", cerr))
+	} else if chs > 0 {
+		s.log.InfoContext(ctx, "swept ended challenges", "count", chs)
+	}
 	ds, err := s.store.DeleteExpired(ctx, now)
 	if err != nil || len(ds) == 0 {
 		return 0, errors.Join(err, lerr)
