@@ -78,7 +78,7 @@ func runAPIKeyCreate(ctx context.Context, e *env, args []string) error {
 	return adminCmd(ctx, e, args, "twofa apikey create --name NAME [--tenant T] [--admin]", func(fs *flag.FlagSet) {
 		name = fs.String("name", "", "what the key is for, such as the application's name")
 		tenant = fs.String("tenant", "default", "the tenant the key belongs to")
-		admin = fs.Bool("admin", false, "admin scope: may also unlock users and read the audit log")
+		admin = boolFlag(fs, "admin", false, "admin scope: may also unlock users and read the audit log")
 	}, func(ctx context.Context, svc *twofa.Service, _ store, fs *flag.FlagSet) error {
 		scope := twofa.ScopeApp
 		if *admin {
@@ -310,11 +310,14 @@ var runAudit = subcommands("audit", "The hash-chained audit log.", []command{
 })
 
 func runAuditVerify(ctx context.Context, e *env, args []string) error {
-	var heads *string
+	var heads string
 	return adminCmd(ctx, e, args, "twofa audit verify [--heads H]", func(fs *flag.FlagSet) {
-		heads = fs.String("heads", "", "`heads` printed by an earlier run (chain:seq:hash,...): fail if the log no longer reaches them")
+		stringVar(fs, &heads, "heads", "", "`heads` printed by an earlier run (chain:seq:hash,...): fail if the log no longer reaches them", func(s string) error {
+			_, err := twofa.ParseChainHeads(s)
+			return err
+		})
 	}, func(ctx context.Context, svc *twofa.Service, _ store, fs *flag.FlagSet) error {
-		expect, err := twofa.ParseChainHeads(*heads)
+		expect, err := twofa.ParseChainHeads(heads)
 		if err != nil {
 			return usageError("--heads: " + err.Error())
 		}
@@ -343,7 +346,8 @@ func runAuditTail(ctx context.Context, e *env, args []string) error {
 	return adminCmd(ctx, e, args, "twofa audit tail [--tenant T] [--user U] [-n N]", func(fs *flag.FlagSet) {
 		tenant = fs.String("tenant", "", "only this tenant")
 		user = fs.String("user", "", "only this user (with --tenant)")
-		n = fs.Int("n", 20, "how many of the latest events")
+		n = new(int)
+		fs.Var(intVar(n, 20, 1, maxInt), "n", "how many of the latest events")
 	}, func(ctx context.Context, svc *twofa.Service, _ store, fs *flag.FlagSet) error {
 		// Walk forward to the end, keeping the last n.
 		var last []*twofa.AuditEvent

@@ -118,6 +118,12 @@ func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
 	if err != nil {
 		return false, exitError{code: 2} // flag already printed the problem
 	}
+	// A bad value in the environment stops the program even when the
+	// command line overrides it: it is a mistake waiting for the day the
+	// flag is left out.
+	if err := envErrors(fs); err != nil {
+		return false, usageError(err.Error())
+	}
 	return false, nil
 }
 
