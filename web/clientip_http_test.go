@@ -36,6 +36,7 @@ func TestHandler_TrustedProxies(t *testing.T) {
 		// The application is the one who says; the peer's proxies do not speak for it.
 		{"API/XFFIgnored", proxies, "10.0.0.1:5000", []string{"X-End-User-IP", "198.51.100.7", "X-Forwarded-For", "1.2.3.4"}, "198.51.100.7"},
 		{"API/NoHeader", proxies, "10.0.0.1:5000", []string{"X-Forwarded-For", "1.2.3.4"}, ""},
+		{"API/EmptyHeader", proxies, "10.0.0.1:5000", []string{"X-End-User-IP", ""}, ""},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {

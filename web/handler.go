@@ -158,7 +158,8 @@ func (s *server) requireScope(admin bool) func(http.Handler) http.Handler {
 				return
 			}
 			m := twofa.Meta{Actor: "key:" + k.ID, UserAgent: r.Header.Get(HeaderEndUserAgent)}
-			if ips := r.Header.Values(HeaderEndUserIP); len(ips) > 0 {
+			// An empty header is an absent one, as it always was.
+			if ips := r.Header.Values(HeaderEndUserIP); slices.ContainsFunc(ips, func(v string) bool { return v != "" }) {
 				addr, err := endUserIP(ips, s.trusted)
 				if err != nil {
 					s.writeError(w, r, invalid(err.Error()))
