@@ -70,8 +70,9 @@ func (c *config) policyFlags(fs *flag.FlagSet, e *env) {
 	durFlag(&p.LockMax, "lock-max", time.Second, 0, "longest timed lock (a `duration`)")
 	intFlag(&p.HardLockAfter, "hard-lock-after", 1, maxHardLock, "consecutive `failures` that lock until an administrator unlocks (at most 100)")
 	durFlag(&p.EnrollTTL, "enroll-ttl", time.Minute, 24*time.Hour, "time to confirm an enrollment (a `duration`)")
-	intFlag(&p.VerifyPerIPPerMinute, "verify-per-ip", 0, math.MaxInt32, "`verifications` a minute per end-user IP in a tenant (0: no limit)")
-	intFlag(&p.TenantVerifyPerMinute, "verify-per-tenant", 0, math.MaxInt32, "`verifications` a minute per tenant (0: no limit)")
+	intFlag(&p.VerifyPerIPPerMinute, "verify-per-ip", 0, math.MaxInt32, "failed code `checks` a minute per end-user IP in a tenant (0: no limit)")
+	intFlag(&p.TenantVerifyPerMinute, "verify-per-tenant", 0, math.MaxInt32, "`attempts` a minute per tenant (0: no limit)")
+	intFlag(&p.MaxFailuresPerDay, "max-failures-per-day", 0, math.MaxInt32, "failed `attempts` per user in any 24 hours that a success does not reset (0: off)")
 	envFlag(fs, e, &p.Issuer, "issuer", p.Issuer, "`issuer` shown in authenticator apps", checkIssuer)
 }
 

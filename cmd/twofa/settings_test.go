@@ -88,6 +88,7 @@ var settingCases = []struct {
 	{cmds("serve"), "enroll-ttl", true, []string{"abc", "10", "30s", "25h"}, "want a duration such as 30s or 15m, from 1m0s to 24h0m0s"},
 	{cmds("serve"), "verify-per-ip", true, []string{"abc", "-1", "1e3", "2147483648"}, "want a whole number from 0 to 2147483647"},
 	{cmds("serve"), "verify-per-tenant", true, []string{"abc", "-1", "2147483648"}, "want a whole number from 0 to 2147483647"},
+	{cmds("serve"), "max-failures-per-day", true, []string{"abc", "-1", "2147483648"}, "want a whole number from 0 to 2147483647"},
 	{cmds("serve"), "issuer", true, []string{"", "ACME:Co", " ACME", "ACME\x01", strings.Repeat("x", 65), "\xff"}, "want 1 to 64 bytes of text"},
 
 	// twofa demo.
