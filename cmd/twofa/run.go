@@ -36,7 +36,6 @@ func commands() []command {
 		{"audit", "verify or tail the audit log", runAudit},
 		{"migrate", "create or upgrade the database schema", runMigrate},
 		{"otp", "compute, verify and provision one-time passwords (like oathtool)", runOTP},
-		{"bench", "load-test a running server and check every answer", runBench},
 		{"demo", "run twofa and a demo site that signs in with it, to try it out", runDemo},
 		{"version", "print the version", runVersion},
 	}
