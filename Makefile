@@ -2,6 +2,7 @@
 #   make run     run the service on embedded SQLite
 #   make test    everything CI runs: installs test tools, gofmt, vet, race tests
 #   make bench   benchmarks
+#   make bench-http  twofa serve under twofa-bench for a short run, over HTTP
 #   make fuzz    every fuzz target for FUZZTIME each
 #   make lint    gofmt, vet, staticcheck, govulncheck, no fmt.Print outside cmd/
 #   make prove   replicas on PostgreSQL and kill -9 under load (issue #6), with figures
@@ -14,7 +15,7 @@ FUZZTIME ?= 30s
 TWOFA_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export TWOFA_TEST_POSTGRES_DSN
 
-.PHONY: run test test-deps check-fmt vet bench fuzz fuzz-short lint screenshots prove
+.PHONY: run test test-deps check-fmt vet bench bench-http fuzz lint screenshots prove
 
 run:
 	$(GO) run ./cmd/twofa serve
@@ -35,6 +36,10 @@ vet:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
+
+# BENCH_DURATION, BENCH_USERS, BENCH_FLAGS and SERVE_FLAGS tune it (see the script).
+bench-http:
+	GO=$(GO) bash scripts/bench-http.sh
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
