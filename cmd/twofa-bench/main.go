@@ -143,7 +143,7 @@ func parseConfig(e *env, args []string) (*config, error) {
 	fs.IntVar(&c.serverPID, "server-pid", 0, "read the server's RSS from /proc/`PID`/status (default: its /metrics)")
 	fs.StringVar(&c.prefix, "user-prefix", "", "prefix of the enrolled user IDs (default: bench-RUNID, random, so runs do not collide)")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
-	fs.IntVar(&c.ips, "end-user-ips", 0, "send X-End-User-IP with every verification, from this many addresses (user i has address i mod N), so the per-IP limit is checked (an extra write a verification); 0: none")
+	fs.IntVar(&c.ips, "end-user-ips", 0, "send X-End-User-IP with every verification, from this many addresses (user i has address i mod N), so that the server counts its per-IP limit (failed checks a minute per address); 0: none")
 	fs.StringVar(&c.usersFile, "users-file", "", "`file` of enrolled users' IDs, secrets and state: loaded instead of enrolling if it exists, else written (mode 0600) after enrolling, and updated after the run; it holds TOTP secrets, keep it private")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil, nil
