@@ -305,13 +305,15 @@ func runKeysGenerate(_ context.Context, e *env, args []string) error {
 }
 
 var runAudit = subcommands("audit", "The hash-chained audit log.", []command{
-	{"verify", "walk every chain of the log; exit 1 if an entry was altered or removed", runAuditVerify},
+	{"verify", "check every chain of the log from where the last check stopped (--full: from the beginning); exit 1 if an entry was altered or removed", runAuditVerify},
 	{"tail", "print the latest events", runAuditTail},
 })
 
 func runAuditVerify(ctx context.Context, e *env, args []string) error {
 	var heads string
-	return adminCmd(ctx, e, args, "twofa audit verify [--heads H]", func(fs *flag.FlagSet) {
+	var full bool
+	return adminCmd(ctx, e, args, "twofa audit verify [--full] [--heads H]", func(fs *flag.FlagSet) {
+		fs.BoolVar(&full, "full", false, "walk every chain from its beginning, not from the stored checkpoints: finds changes made before the last check too")
 		stringVar(fs, &heads, "heads", "", "`heads` printed by an earlier run (chain:seq:hash,...): fail if the log no longer reaches them", func(s string) error {
 			_, err := twofa.ParseChainHeads(s)
 			return err
@@ -321,15 +323,20 @@ func runAuditVerify(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return usageError("--heads: " + err.Error())
 		}
-		st, err := svc.VerifyAuditAgainst(ctx, expect)
+		st, err := svc.VerifyAuditWith(ctx, twofa.AuditWalk{Full: full, Heads: expect})
 		if err != nil {
 			return err
 		}
 		if !st.OK {
-			fmt.Fprintf(e.stdout, "BROKEN at entry %d: %s (%d entries verified before it)\n", st.BadSeq, st.Problem, st.Events)
+			fmt.Fprintf(e.stdout, "BROKEN at entry %d: %s (%d entries checked before it)\n", st.BadSeq, st.Problem, st.Checked)
 			return exitError{code: 1}
 		}
-		fmt.Fprintf(e.stdout, "ok: %d entries in %d chain%s, head %x\n", st.Events, st.Chains, plural(st.Chains), st.Head)
+		from := "from the beginning"
+		if !full {
+			from = "since the last check"
+		}
+		fmt.Fprintf(e.stdout, "ok: %d entries in %d chain%s, %d of them checked %s, head %x\n",
+			st.Events, st.Chains, plural(st.Chains), st.Checked, from, st.Head)
 		hs := make([]string, len(st.Heads))
 		for i, h := range st.Heads {
 			hs[i] = h.String()
