@@ -4,15 +4,21 @@ import (
 	"context"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twofa/twofa"
+	"github.com/twofa/twofa/internal/twofatest"
+	"github.com/twofa/twofa/seal"
 	"github.com/twofa/twofa/sqlite"
+	"github.com/twofa/twofa/web"
 )
 
 // adminKey makes an admin API key of a tenant.
@@ -153,6 +159,8 @@ func TestAdmin_Login(t *testing.T) {
 		if err := e.svc.RevokeAPIKey(context.Background(), adminKey.ID); err != nil {
 			t.Fatal(err)
 		}
+		// Within 5 s everywhere, as for the API (the key's state is cached).
+		e.clock.Add(5 * time.Second)
 		if p := e.get("/admin"); p.status != http.StatusSeeOther || p.location() != "/admin/login?notice=revoked" {
 			t.Errorf("GET /admin with a revoked key: %d to %q", p.status, p.location())
 		}
@@ -174,6 +182,31 @@ func TestAdmin_LoginRateLimited(t *testing.T) {
 	}
 	e.clock.Add(16 * time.Minute)
 	e.signedIn(admin)
+}
+
+// TestAdmin_KeyStateCached: console requests do not list the tenant's keys
+// each time; the key's state is read again after adminKeyTTL (5 s).
+func TestAdmin_KeyStateCached(t *testing.T) {
+	store := &countingStore{Store: mustSQLite(t)}
+	c := twofatest.NewClock()
+	svc := newService(t, store, c)
+	e := newPagesEnvOn(t, svc, c)
+	admin, _ := e.adminKey("acme")
+	e.signedIn(admin)
+	before := store.apiKeys.Load()
+	for range 20 {
+		if p := e.get("/admin"); p.status != http.StatusOK {
+			t.Fatalf("GET /admin: %d", p.status)
+		}
+	}
+	if got := store.apiKeys.Load() - before; got > 1 {
+		t.Errorf("20 console requests listed the tenant's keys %d times, want at most 1", got)
+	}
+	e.clock.Add(5 * time.Second)
+	e.get("/admin")
+	if got := store.apiKeys.Load() - before; got != 2 {
+		t.Errorf("after 5 s: the keys were listed %d times, want 2", got)
+	}
 }
 
 func TestAdmin_Users(t *testing.T) {
@@ -461,4 +494,56 @@ func TestAdmin_TLS(t *testing.T) {
 	if got := e.get("/admin").header.Get("Strict-Transport-Security"); !strings.HasPrefix(got, "max-age=") {
 		t.Errorf("HSTS = %q", got)
 	}
+}
+
+// countingStore counts the listings of API keys.
+type countingStore struct {
+	twofa.Store
+	apiKeys atomic.Int64
+}
+
+func (s *countingStore) APIKeys(ctx context.Context, tenant string) ([]*twofa.APIKey, error) {
+	s.apiKeys.Add(1)
+	return s.Store.APIKeys(ctx, tenant)
+}
+
+func mustSQLite(t *testing.T) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "twofa.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func newService(t *testing.T, st twofa.Store, c *twofatest.Clock) *twofa.Service {
+	t.Helper()
+	key, err := seal.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := seal.NewKeyring(1, map[uint32][]byte{1: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := twofa.NewService(context.Background(), st, kr, twofa.Options{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// newPagesEnvOn is newPagesEnv on a Service of the test's making.
+func newPagesEnvOn(t *testing.T, svc *twofa.Service, c *twofatest.Clock) *pagesEnv {
+	t.Helper()
+	e := &pagesEnv{t: t, svc: svc, clock: c, srv: httptest.NewServer(web.NewHandler(svc, web.Options{Now: c.Now}))}
+	t.Cleanup(e.srv.Close)
+	e.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	e.client.Jar, _ = cookiejar.New(nil)
+	var err error
+	if e.appKey, _, err = svc.CreateAPIKey(context.Background(), "acme", "app", twofa.ScopeApp); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
