@@ -5,11 +5,20 @@ import (
 	"time"
 )
 
-// loginLimiter counts failed sign-ins per client address. It is in memory
-// because the Service offers no public counter (the Store's Hit serves the
-// Service's own rules), so each replica counts on its own. An admin key
-// has 256 random bits: the limit is against noise in the logs and load on
-// the database, not against guessing.
+// loginLimiter counts wrong keys given to the console's sign-in, per client
+// address, and tells the sign-in when an address has given too many. It
+// slows wrong keys only: the sign-in checks every key first, and a valid
+// admin key signs in however many wrong ones its address gave (an
+// administrator behind a shared address is not locked out by others).
+//
+// So it does not stop guessing, and need not: an admin key has 256 random
+// bits, and checking one through the sign-in costs what checking it as a
+// bearer key of the API does (the same lookup, which the API does not
+// limit), plus a form and a cookie. What it does is tell a client that
+// keeps sending wrong keys to stop, with 429 and Retry-After, and keep the
+// log from filling with its failures. It is in memory because the Service
+// offers no public counter (the Store's Hit serves the Service's own
+// rules), so each replica counts on its own.
 type loginLimiter struct {
 	mu    sync.Mutex
 	fails map[string]loginFails
@@ -25,16 +34,9 @@ const (
 	adminFailWindow = 15 * time.Minute
 )
 
-// blocked reports whether ip has failed too often, and until when.
-func (l *loginLimiter) blocked(ip string, now time.Time) (time.Time, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f, ok := l.fails[ip]
-	until := f.since.Add(adminFailWindow)
-	return until, ok && f.n >= adminMaxFails && now.Before(until)
-}
-
-func (l *loginLimiter) fail(ip string, now time.Time) {
+// fail counts a wrong key from ip and returns the address's count in the
+// current window, and when the window ends.
+func (l *loginLimiter) fail(ip string, now time.Time) (n int, until time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.fails == nil || len(l.fails) > 10000 {
@@ -46,4 +48,15 @@ func (l *loginLimiter) fail(ip string, now time.Time) {
 	}
 	f.n++
 	l.fails[ip] = f
+	return f.n, f.since.Add(adminFailWindow)
+}
+
+// spent reports whether ip has given as many wrong keys as its budget
+// allows in the current window, and when the window ends.
+func (l *loginLimiter) spent(ip string, now time.Time) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f, ok := l.fails[ip]
+	until := f.since.Add(adminFailWindow)
+	return until, ok && f.n >= adminMaxFails && now.Before(until)
 }

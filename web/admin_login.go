@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/twofa/twofa"
 )
@@ -33,7 +34,9 @@ func (s *server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 	s.render(w, r, status, "admin_login.html", view{Title: "Sign in to the admin console", Error: problem, Notice: notice, CSRF: ss.CSRF})
 }
 
-// handleAdminLogin signs in with an admin API key.
+// handleAdminLogin signs in with an admin API key. The key is checked
+// before anything else: a valid admin key always signs in, and the limiter
+// answers only for keys that do not (admin_limit.go).
 func (s *server) handleAdminLogin(lim *loginLimiter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ss, err := s.session(r, cookieAdmin)
@@ -50,16 +53,23 @@ func (s *server) handleAdminLogin(lim *loginLimiter) http.Handler {
 		}
 		meta := visitorMeta(r, "page:admin")
 		now := s.now()
-		if until, blocked := lim.blocked(meta.IP, now); blocked {
+		tooMany := func(until time.Time) {
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(until.Sub(now).Seconds()))))
 			s.renderLogin(w, r, http.StatusTooManyRequests, "There have been too many failed sign-ins from your address. Please wait until "+s.untilText(until)+" and try again.", "")
-			return
 		}
 		k, err := s.svc.Authenticate(twofa.WithMeta(r.Context(), meta), strings.TrimSpace(r.PostForm.Get("key")))
 		switch {
 		case twofa.ErrorCode(err) == twofa.EUNAUTHORIZED:
-			lim.fail(meta.IP, now)
-			s.log.WarnContext(r.Context(), "admin console: failed sign-in", "ip", meta.IP)
+			n, until := lim.fail(meta.IP, now)
+			if n > adminMaxFails {
+				tooMany(until) // not logged: the log says so once, below
+				return
+			}
+			if n == adminMaxFails {
+				s.log.WarnContext(r.Context(), "admin console: failed sign-in; later ones from this address are answered 429 and not logged", "ip", meta.IP, "until", until)
+			} else {
+				s.log.WarnContext(r.Context(), "admin console: failed sign-in", "ip", meta.IP)
+			}
 			s.renderLogin(w, r, http.StatusUnauthorized, "That key isn't valid. Paste the whole admin API key, which begins with tfa_.", "")
 			return
 		case err != nil:
@@ -67,6 +77,12 @@ func (s *server) handleAdminLogin(lim *loginLimiter) http.Handler {
 			s.renderLogin(w, r, status, msg, "")
 			return
 		case k.Scope != twofa.ScopeAdmin:
+			// Over the budget, an application key is answered as a wrong
+			// one: the address learns no more than while it was within it.
+			if until, spent := lim.spent(meta.IP, now); spent {
+				tooMany(until)
+				return
+			}
 			s.renderLogin(w, r, http.StatusForbidden, "That is an application key. The console needs an admin key: an operator makes one with twofa apikey create --admin.", "")
 			return
 		}

@@ -167,6 +167,8 @@ func TestAdmin_Login(t *testing.T) {
 	})
 }
 
+// TestAdmin_LoginRateLimited: wrong keys from one address are answered 429
+// once over the budget, and a valid admin key still signs in from it.
 func TestAdmin_LoginRateLimited(t *testing.T) {
 	e := newPagesEnv(t, false)
 	admin, _ := e.adminKey("acme")
@@ -175,13 +177,41 @@ func TestAdmin_LoginRateLimited(t *testing.T) {
 			t.Fatalf("wrong key %d: %d, want 401", i, p.status)
 		}
 	}
-	p := e.login(admin) // even the right key, while the address is blocked
-	wantPage(t, "blocked", p, http.StatusTooManyRequests, "too many failed sign-ins")
-	if p.header.Get("Retry-After") == "" {
-		t.Error("no Retry-After")
+	for _, tt := range []struct {
+		name       string
+		key        string
+		wantStatus int
+		wantText   string
+	}{
+		{"WrongKey", "tfa_wrong10", http.StatusTooManyRequests, "too many failed sign-ins"},
+		{"Malformed", "not a key", http.StatusTooManyRequests, "too many failed sign-ins"},
+		{"AppKey", e.appKey, http.StatusTooManyRequests, "too many failed sign-ins"}, // no more than a wrong key tells
+		{"AdminKey", admin, http.StatusSeeOther, ""},
+		{"WrongKeyAfterASignIn", "tfa_wrong11", http.StatusTooManyRequests, "too many failed sign-ins"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e.client.Jar, _ = cookiejar.New(nil)
+			p := e.login(tt.key)
+			if p.status != tt.wantStatus {
+				t.Fatalf("sign-in: %d, want %d; body %s", p.status, tt.wantStatus, p.body)
+			}
+			if tt.wantStatus == http.StatusSeeOther {
+				if p.location() != "/admin" {
+					t.Errorf("sign-in to %q, want /admin", p.location())
+				}
+				wantPage(t, "console", e.get("/admin"), http.StatusOK, `id="tenant">acme<`)
+				return
+			}
+			wantPage(t, tt.name, p, tt.wantStatus, tt.wantText)
+			if got := p.header.Get("Retry-After"); got != "900" {
+				t.Errorf("Retry-After = %q, want 900", got)
+			}
+		})
 	}
 	e.clock.Add(16 * time.Minute)
-	e.signedIn(admin)
+	if p := e.login("tfa_wrong12"); p.status != http.StatusUnauthorized {
+		t.Errorf("wrong key after the window: %d, want 401", p.status)
+	}
 }
 
 // TestAdmin_KeyStateCached: console requests do not list the tenant's keys
