@@ -148,10 +148,15 @@ func (s *Store) AppendAudit(ctx context.Context, events ...*twofa.AuditEvent) (e
 
 // auditWhere is the WHERE clause of f, and its arguments.
 func auditWhere(f twofa.AuditFilter) (string, []any) {
-	q, args := `seq > $1`, []any{f.After}
+	// seq > 0 is left out, so that a count by tenant reads the index on
+	// (tenant, time) alone.
+	q, args := `TRUE`, []any(nil)
 	add := func(cond string, arg any) {
 		args = append(args, arg)
 		q += ` AND ` + cond + ` $` + strconv.Itoa(len(args))
+	}
+	if f.After != 0 {
+		add(`seq >`, f.After)
 	}
 	if f.ByChain {
 		add(`chain =`, f.Chain)
