@@ -109,10 +109,22 @@ func (s *Service) VerifyAudit(ctx context.Context) (ChainState, error) {
 // it stopped. A walk that is not Full checks what was appended since the
 // checkpoints and the checkpoints' own entries: an entry before a
 // checkpoint that was altered or removed since is found by a Full walk
-// only (docs/security.md, "Audit log").
+// only (docs/security.md, "Audit log"). A walk from the checkpoints with
+// no Heads shares the one under way in the process, if any.
 func (s *Service) VerifyAuditWith(ctx context.Context, w AuditWalk) (ChainState, error) {
-	r, err := s.walkAudit(ctx, w)
+	if w.Full || len(w.Heads) > 0 {
+		r, err := s.walkAudit(ctx, w)
+		return r.state, err
+	}
+	r, err := s.incrementalWalk(ctx)
 	return r.state, err
+}
+
+// incrementalWalk walks from the checkpoints, one walk at a time.
+func (s *Service) incrementalWalk(ctx context.Context) (auditWalk, error) {
+	return s.walks.log.do(ctx, "", func(ctx context.Context) (auditWalk, error) {
+		return s.walkAudit(ctx, AuditWalk{})
+	})
 }
 
 // VerifyAuditFor checks the audit log for one tenant's administrator: it
@@ -129,9 +141,7 @@ func (s *Service) VerifyAuditFor(ctx context.Context, tenant string) (ChainState
 		return ChainState{}, err
 	}
 	return s.walks.tenants.do(ctx, tenant, func(ctx context.Context) (ChainState, error) {
-		r, err := s.walks.log.do(ctx, "", func(ctx context.Context) (auditWalk, error) {
-			return s.walkAudit(ctx, AuditWalk{})
-		})
+		r, err := s.incrementalWalk(ctx)
 		if err != nil {
 			return ChainState{}, err
 		}
