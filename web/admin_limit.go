@@ -6,7 +6,9 @@ import (
 )
 
 // loginLimiter counts wrong keys given to the console's sign-in, per client
-// address, and tells the sign-in when an address has given too many. It
+// address (visitorMeta's: behind a trusted proxy, the address the proxy
+// names, clientip.go), and tells the sign-in when an address has given
+// too many. It
 // slows wrong keys only: the sign-in checks every key first, and a valid
 // admin key signs in however many wrong ones its address gave (an
 // administrator behind a shared address is not locked out by others).

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -214,13 +215,46 @@ func TestAdmin_LoginRateLimited(t *testing.T) {
 	}
 }
 
+// TestAdmin_LoginLimitPerClient: behind a trusted proxy, the limiter
+// counts each client's wrong keys, not the proxy's.
+func TestAdmin_LoginLimitPerClient(t *testing.T) {
+	c := twofatest.NewClock()
+	svc := newService(t, mustSQLite(t), c)
+	e := newPagesEnvOn(t, svc, c, web.Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	admin, _ := e.adminKey("acme")
+	login := func(client, key string) page {
+		t.Helper()
+		e.client.Jar, _ = cookiejar.New(nil)
+		form := e.get("/admin/login")
+		return e.post("/admin/login", url.Values{"csrf": {csrf(t, form)}, "key": {key}}, "X-Forwarded-For", client)
+	}
+	for i := range 10 {
+		if p := login("203.0.113.1", "tfa_wrong"+strconv.Itoa(i)); p.status != http.StatusUnauthorized {
+			t.Fatalf("wrong key %d: %d, want 401", i, p.status)
+		}
+	}
+	for _, tt := range []struct {
+		client, key string
+		want        int
+	}{
+		{"203.0.113.1", "tfa_wrong10", http.StatusTooManyRequests},
+		{"203.0.113.2", "tfa_wrong10", http.StatusUnauthorized}, // another client behind the same proxy
+		{"198.51.100.7, 203.0.113.1", "tfa_wrong11", http.StatusTooManyRequests},
+		{"203.0.113.1", admin, http.StatusSeeOther},
+	} {
+		if p := login(tt.client, tt.key); p.status != tt.want {
+			t.Errorf("from %s: %d, want %d", tt.client, p.status, tt.want)
+		}
+	}
+}
+
 // TestAdmin_KeyStateCached: console requests do not list the tenant's keys
 // each time; the key's state is read again after adminKeyTTL (5 s).
 func TestAdmin_KeyStateCached(t *testing.T) {
 	store := &countingStore{Store: mustSQLite(t)}
 	c := twofatest.NewClock()
 	svc := newService(t, store, c)
-	e := newPagesEnvOn(t, svc, c)
+	e := newPagesEnvOn(t, svc, c, web.Options{})
 	admin, _ := e.adminKey("acme")
 	e.signedIn(admin)
 	before := store.apiKeys.Load()
@@ -564,10 +598,12 @@ func newService(t *testing.T, st twofa.Store, c *twofatest.Clock) *twofa.Service
 	return svc
 }
 
-// newPagesEnvOn is newPagesEnv on a Service of the test's making.
-func newPagesEnvOn(t *testing.T, svc *twofa.Service, c *twofatest.Clock) *pagesEnv {
+// newPagesEnvOn is newPagesEnv on a Service of the test's making, with
+// the handler's options (its clock is c's).
+func newPagesEnvOn(t *testing.T, svc *twofa.Service, c *twofatest.Clock, opts web.Options) *pagesEnv {
 	t.Helper()
-	e := &pagesEnv{t: t, svc: svc, clock: c, srv: httptest.NewServer(web.NewHandler(svc, web.Options{Now: c.Now}))}
+	opts.Now = c.Now
+	e := &pagesEnv{t: t, svc: svc, clock: c, srv: httptest.NewServer(web.NewHandler(svc, opts))}
 	t.Cleanup(e.srv.Close)
 	e.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	e.client.Jar, _ = cookiejar.New(nil)
