@@ -311,9 +311,9 @@ var runAudit = subcommands("audit", "The hash-chained audit log.", []command{
 
 func runAuditVerify(ctx context.Context, e *env, args []string) error {
 	var heads string
-	var full bool
+	var full *bool
 	return adminCmd(ctx, e, args, "twofa audit verify [--full] [--heads H]", func(fs *flag.FlagSet) {
-		fs.BoolVar(&full, "full", false, "walk every chain from its beginning, not from the stored checkpoints: finds changes made before the last check too")
+		full = boolFlag(fs, "full", false, "walk every chain from its beginning, not from the stored checkpoints: finds changes made before the last check too")
 		stringVar(fs, &heads, "heads", "", "`heads` printed by an earlier run (chain:seq:hash,...): fail if the log no longer reaches them", func(s string) error {
 			_, err := twofa.ParseChainHeads(s)
 			return err
@@ -323,7 +323,7 @@ func runAuditVerify(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return usageError("--heads: " + err.Error())
 		}
-		st, err := svc.VerifyAuditWith(ctx, twofa.AuditWalk{Full: full, Heads: expect})
+		st, err := svc.VerifyAuditWith(ctx, twofa.AuditWalk{Full: *full, Heads: expect})
 		if err != nil {
 			return err
 		}
@@ -332,7 +332,7 @@ func runAuditVerify(ctx context.Context, e *env, args []string) error {
 			return exitError{code: 1}
 		}
 		from := "from the beginning"
-		if !full {
+		if !*full {
 			from = "since the last check"
 		}
 		fmt.Fprintf(e.stdout, "ok: %d entries in %d chain%s, %d of them checked %s, head %x\n",

@@ -102,6 +102,7 @@ var settingCases = []struct {
 	{cmds("apikey create", "enroll"), "name", false, nil, ""},
 	{cmds("apikey create"), "admin", false, []string{"maybe", "2"}, "want true or false"},
 	{cmds("audit verify"), "heads", false, []string{"garbage", "0:1:zz"}, "want chain:seq:hash"},
+	{cmds("audit verify"), "full", false, []string{"maybe", "2"}, "want true or false"},
 	{cmds("audit tail"), "n", false, []string{"0", "-5", "x"}, "want a whole number, 1 or more"},
 	{cmds("audit tail"), "user", false, nil, ""},
 
