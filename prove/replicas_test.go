@@ -76,8 +76,8 @@ func TestReplicas(t *testing.T) {
 	t.Run("RaceTOTP", func(t *testing.T) {
 		totals := map[string]int{}
 		for round := 0; round < rounds; round++ {
-			// A fresh user each round: the 32 attempts are counted as
-			// failures before they are checked, and may lock the user.
+			// A fresh user each round: the 31 attempts that lose are
+			// replays, counted as failures, and lock the user.
 			user := fmt.Sprintf("race-totp-%d", round)
 			d := enrollConfirmed(t, app, urlOf(round), user)
 			s := d.confirm + 1

@@ -14,14 +14,16 @@ var adminLoginNotices = map[string]string{
 	"revoked": "Your key is no longer an admin key (it may have been revoked). Sign in with another.",
 }
 
-// adminLoginPage shows the sign-in form, under a session that holds only
-// the form's CSRF token.
-func (s *server) adminLoginPage(w http.ResponseWriter, r *http.Request) {
-	if ss, err := s.session(r, cookieAdmin); err == nil && ss.Kind == kindAdmin {
-		seeOther(w, r, "/admin")
-		return
-	}
-	s.renderLogin(w, r, http.StatusOK, "", adminLoginNotices[r.URL.Query().Get("notice")])
+// handleAdminLoginPage shows the sign-in form, under a session that holds
+// only the form's CSRF token.
+func (s *server) handleAdminLoginPage() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ss, err := s.session(r, cookieAdmin); err == nil && ss.Kind == kindAdmin {
+			seeOther(w, r, "/admin")
+			return
+		}
+		s.renderLogin(w, r, http.StatusOK, "", adminLoginNotices[r.URL.Query().Get("notice")])
+	})
 }
 
 func (s *server) renderLogin(w http.ResponseWriter, r *http.Request, status int, problem, notice string) {

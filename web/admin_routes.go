@@ -8,7 +8,7 @@ func (s *server) addAdminRoutes(mux *http.ServeMux) {
 	lim := &loginLimiter{}
 	keys := &adminKeys{}
 	admin := func(h pageHandler) http.Handler { return s.withAdmin(keys, h) }
-	mux.HandleFunc("GET /admin/login", s.adminLoginPage)
+	mux.Handle("GET /admin/login", s.handleAdminLoginPage())
 	mux.Handle("POST /admin/login", s.handleAdminLogin(lim))
 	mux.Handle("POST /admin/logout", s.handleAdminLogout())
 
