@@ -1,26 +1,28 @@
 # twofa — the targets a newcomer can guess.
-#   make run     run the service on embedded SQLite
-#   make test    everything CI runs: installs test tools, gofmt, vet, race tests
-#   make bench   benchmarks
-#   make fuzz    every fuzz target for FUZZTIME each
-#   make lint    gofmt, vet, staticcheck, govulncheck, no fmt.Print outside cmd/
-#   make prove   replicas on PostgreSQL and kill -9 under load (issue #6), with figures
+#   make run          run the service on embedded SQLite
+#   make test         everything CI runs: installs test tools, gofmt, vet, race tests
+#   make bench        benchmarks
+#   make bench-http   twofa serve under twofa-bench for a short run, over HTTP
+#   make fuzz         every fuzz target for FUZZTIME each
+#   make lint         gofmt, vet, staticcheck, govulncheck, no fmt.Print outside cmd/
+#   make prove        replicas on PostgreSQL and kill -9 under load (issue #6), with figures
 #   make screenshots  PNGs of the hosted pages under docs/screenshots, from headless Chromium
 
 GO       ?= go
 FUZZTIME ?= 30s
-# CI's PostgreSQL; override to use another, or set empty to skip those tests
-# outside of make test.
-TWOFA_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
-export TWOFA_TEST_POSTGRES_DSN
+# The PostgreSQL tests read TWOFA_TEST_POSTGRES_DSN, which this sets: to
+# the DSN you give (make test TWOFA_TEST_POSTGRES_DSN=...), else to the
+# server at 127.0.0.1:5432, else to a throwaway cluster it starts for the
+# run and stops after it (see the script).
+WITH_POSTGRES = bash scripts/with-postgres.sh
 
-.PHONY: run test test-deps check-fmt vet bench fuzz fuzz-short lint screenshots prove
+.PHONY: run test test-deps check-fmt vet bench bench-http fuzz lint screenshots prove
 
 run:
 	$(GO) run ./cmd/twofa serve
 
 test: test-deps check-fmt vet
-	TWOFA_TEST_REQUIRE_ALL=1 $(GO) test -race -count=1 ./...
+	TWOFA_TEST_REQUIRE_ALL=1 $(WITH_POSTGRES) $(GO) test -race -count=1 ./...
 	FUZZTIME=3s bash scripts/fuzz.sh
 
 test-deps:
@@ -34,7 +36,11 @@ vet:
 	$(GO) vet ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
+	$(WITH_POSTGRES) $(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
+
+# BENCH_DURATION, BENCH_USERS, BENCH_FLAGS and SERVE_FLAGS tune it (see the script).
+bench-http:
+	GO=$(GO) bash scripts/bench-http.sh
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
@@ -49,7 +55,7 @@ screenshots:
 
 # Issue #6: three replicas on one PostgreSQL, and kill -9 under load on
 # SQLite and PostgreSQL, in full (make test runs the short version).
-prove:
+prove: test-deps
 	@out=$$(mktemp -d); \
-	TWOFA_PROVE_FULL=1 TWOFA_TEST_REQUIRE_ALL=1 TWOFA_PROVE_OUT=$$out $(GO) test -count=1 -v -timeout 60m ./prove; status=$$?; \
+	TWOFA_PROVE_FULL=1 TWOFA_TEST_REQUIRE_ALL=1 TWOFA_PROVE_OUT=$$out $(WITH_POSTGRES) $(GO) test -count=1 -v -timeout 60m ./prove; status=$$?; \
 	echo; echo "== make prove: figures =="; cat $$out/results.txt 2>/dev/null; rm -rf $$out; exit $$status

@@ -166,8 +166,11 @@ func (c *AuditChain) sum(e *AuditEvent) []byte {
 
 // ChainState is the result of walking the audit log.
 type ChainState struct {
-	Events int64 // entries checked
-	Chains int   // chains that hold entries
+	// Events are the entries the walk vouches for: those it checked and,
+	// when it resumed from checkpoints, those the checkpoints stand for.
+	Events  int64
+	Checked int64 // entries this walk read and checked
+	Chains  int   // chains that hold entries
 	// Heads are each chain's last entry, in chain order. Record them
 	// elsewhere: a later walk given them (ChainVerifier.Expect) finds a
 	// log truncated behind any of them.
@@ -186,6 +189,9 @@ type ChainHead struct {
 	Chain int
 	Seq   int64
 	Hash  []byte
+	// Events are the chain's entries up to and including this one, as far
+	// as the walk knows them; String leaves them out.
+	Events int64
 }
 
 // String is "chain:seq:hash" (hash in hex), the form ParseChainHeads reads.
@@ -226,8 +232,9 @@ type ChainVerifier struct {
 }
 
 type chainHead struct {
-	seq  int64
-	hash []byte
+	seq    int64
+	hash   []byte
+	events int64 // the chain's entries up to and including this one
 }
 
 // Expect makes the walk require the recorded heads: each must be found,
@@ -239,6 +246,20 @@ func (v *ChainVerifier) Expect(heads []ChainHead) {
 			v.expect[h.Chain] = h
 		}
 	}
+}
+
+// Resume makes the walk continue a chain after a checkpoint, as though it
+// had checked the chain up to it: the chain's next entry must come after
+// the checkpoint's entry and link to it, and the entries the checkpoint
+// stands for count in Events. Call it before the chain's first Next. A
+// recorded head (Expect) at or before the checkpoint is not seen by such a
+// walk, and makes it fail: check those against the log another way.
+func (v *ChainVerifier) Resume(cp AuditCheckpoint) {
+	if old, ok := v.heads[cp.Chain]; ok {
+		v.state.Events -= old.events
+	}
+	v.heads[cp.Chain] = chainHead{seq: cp.Seq, hash: cp.Hash, events: cp.Events}
+	v.state.Events += cp.Events
 }
 
 // Verifier returns a ChainVerifier that starts at the beginning of the log.
@@ -274,8 +295,9 @@ func (v *ChainVerifier) Next(e *AuditEvent) bool {
 		}
 		delete(v.expect, e.Chain)
 	}
-	v.heads[e.Chain] = chainHead{seq: e.Seq, hash: e.Hash}
+	v.heads[e.Chain] = chainHead{seq: e.Seq, hash: e.Hash, events: h.events + 1}
 	v.state.Events++
+	v.state.Checked++
 	return true
 }
 
@@ -309,7 +331,7 @@ func (v *ChainVerifier) State() ChainState {
 	st := v.state
 	st.Chains, st.Head = len(v.heads), v.head()
 	for c, h := range v.heads {
-		st.Heads = append(st.Heads, ChainHead{Chain: c, Seq: h.seq, Hash: h.hash})
+		st.Heads = append(st.Heads, ChainHead{Chain: c, Seq: h.seq, Hash: h.hash, Events: h.events})
 	}
 	slices.SortFunc(st.Heads, func(a, b ChainHead) int { return a.Chain - b.Chain })
 	if st.OK && len(v.expect) > 0 {
@@ -333,5 +355,13 @@ type AuditFilter struct {
 	ByChain bool   // only events of Chain
 	Chain   int
 	After   int64 // only events with Seq > After
-	Limit   int   // at most this many; 0 means 100
+	// Since keeps only events whose Time is at or after it; zero keeps
+	// all. Stores find them by an index on (tenant, time), so give a
+	// Tenant with it; each call reads every entry of the tenant since
+	// then, to return the first in Seq order. A long listing begun at a
+	// time goes on by After alone: the entries after the last one read
+	// are all later in Seq, though a few may be a little earlier in
+	// Time, since entries are appended in nearly, not exactly, time order.
+	Since time.Time
+	Limit int // at most this many; 0 means 100
 }

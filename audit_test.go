@@ -223,3 +223,102 @@ func TestChainVerifier(t *testing.T) {
 func seq(i int) int64 { return int64(10 + 3*i) }
 
 var l7 = seq(7)
+
+// refCheckpointMAC is the checkpoint MAC as docs/security.md defines it.
+func refCheckpointMAC(key []byte, cp twofa.AuditCheckpoint) []byte {
+	m := hmac.New(sha256.New, key)
+	b := []byte("twofa/audit-checkpoint/v1")
+	b = binary.AppendUvarint(b, uint64(len(cp.Kind)))
+	b = append(b, cp.Kind...)
+	for _, v := range []int64{int64(cp.Chain), cp.Seq, cp.Events, cp.Time.UnixMicro()} {
+		b = binary.AppendVarint(b, v)
+	}
+	b = binary.AppendUvarint(b, uint64(len(cp.Hash)))
+	b = append(b, cp.Hash...)
+	m.Write(b)
+	return m.Sum(nil)
+}
+
+func TestAuditCheckpointFormat(t *testing.T) {
+	key := []byte("audit format test key, 32 bytes!")
+	c := twofa.NewAuditChain(key)
+	at := time.Date(2026, 11, 26, 12, 0, 0, 123456789, time.FixedZone("x", 3600))
+	h := twofa.ChainHead{Chain: 3, Seq: 1000, Hash: bytes.Repeat([]byte{0xab}, 32), Events: 42}
+	cp := c.Checkpoint(twofa.CheckpointVerified, h, at)
+	if !cp.Time.Equal(at.Truncate(time.Microsecond)) || cp.Time.Location() != time.UTC {
+		t.Errorf("Time = %v, want %v in UTC", cp.Time, at.Truncate(time.Microsecond))
+	}
+	if want := refCheckpointMAC(key, cp); !bytes.Equal(cp.MAC, want) {
+		t.Errorf("MAC = %x, want %x", cp.MAC, want)
+	}
+	if !c.CheckCheckpoint(cp) {
+		t.Error("a checkpoint does not check")
+	}
+	// Whatever is changed, the MAC no longer checks.
+	for name, change := range map[string]func(*twofa.AuditCheckpoint){
+		"Kind":   func(cp *twofa.AuditCheckpoint) { cp.Kind = "pruned" },
+		"Chain":  func(cp *twofa.AuditCheckpoint) { cp.Chain = 4 },
+		"Seq":    func(cp *twofa.AuditCheckpoint) { cp.Seq++ },
+		"Events": func(cp *twofa.AuditCheckpoint) { cp.Events++ },
+		"Time":   func(cp *twofa.AuditCheckpoint) { cp.Time = cp.Time.Add(time.Microsecond) },
+		"Hash":   func(cp *twofa.AuditCheckpoint) { cp.Hash = bytes.Repeat([]byte{0xac}, 32) },
+		"NoMAC":  func(cp *twofa.AuditCheckpoint) { cp.MAC = nil },
+		"Entry":  func(cp *twofa.AuditCheckpoint) { cp.MAC = refSum(key, &twofa.AuditEvent{Seq: cp.Seq}) },
+	} {
+		changed := cp
+		change(&changed)
+		if c.CheckCheckpoint(changed) {
+			t.Errorf("a checkpoint with another %s checks", name)
+		}
+	}
+	if twofa.NewAuditChain([]byte("another key, 32 bytes, not ours!")).CheckCheckpoint(cp) {
+		t.Error("a checkpoint checks under another key")
+	}
+}
+
+func TestChainVerifier_Resume(t *testing.T) {
+	c := twofa.NewAuditChain([]byte("audit format test key, 32 bytes!"))
+	log := chainLog(t, c, 12, 3) // chain of event i: i%3
+	// Checkpoints at events 3, 4 and 8: the last but one of chains 0 and
+	// 1, and of chain 2 after 3 entries.
+	at := time.Unix(1700000000, 0)
+	cps := []twofa.AuditCheckpoint{
+		c.Checkpoint(twofa.CheckpointVerified, twofa.ChainHead{Chain: 0, Seq: log[3].Seq, Hash: log[3].Hash, Events: 2}, at),
+		c.Checkpoint(twofa.CheckpointVerified, twofa.ChainHead{Chain: 1, Seq: log[4].Seq, Hash: log[4].Hash, Events: 2}, at),
+		c.Checkpoint(twofa.CheckpointVerified, twofa.ChainHead{Chain: 2, Seq: log[8].Seq, Hash: log[8].Hash, Events: 3}, at),
+	}
+	rest := []*twofa.AuditEvent{log[6], log[7], log[9], log[10], log[11]}
+	for _, tt := range []struct {
+		name string
+		log  []*twofa.AuditEvent
+		bad  int64
+	}{
+		{"Intact", rest, 0},
+		{"Altered", []*twofa.AuditEvent{log[6], log[7], {Seq: log[9].Seq, Hash: log[9].Hash, PrevHash: log[9].PrevHash}, log[10], log[11]}, log[9].Seq},
+		{"FirstAfterMissing", []*twofa.AuditEvent{log[7], log[9], log[10], log[11]}, log[9].Seq},
+		{"BeforeTheCheckpoint", []*twofa.AuditEvent{log[3], log[6], log[7], log[9], log[10], log[11]}, log[3].Seq},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := c.Verifier()
+			for _, cp := range cps {
+				v.Resume(cp)
+			}
+			for _, e := range tt.log {
+				if !v.Next(e) {
+					break
+				}
+			}
+			st := v.State()
+			if st.OK != (tt.bad == 0) || st.BadSeq != tt.bad {
+				t.Fatalf("OK %v, BadSeq %d (%s); want BadSeq %d", st.OK, st.BadSeq, st.Problem, tt.bad)
+			}
+			if !st.OK {
+				return
+			}
+			whole := verify(c, log)
+			if st.Events != 12 || st.Checked != 5 || !bytes.Equal(st.Head, whole.Head) || len(st.Heads) != 3 || st.Heads[1].Events != 4 {
+				t.Errorf("state %+v; want 12 entries, 5 checked, the whole log's head, chain 1's head its 4th entry", st)
+			}
+		})
+	}
+}

@@ -34,6 +34,7 @@ type Service struct {
 	indexKey []byte
 
 	apiKeys keyCache
+	walks   auditWalks // audit verification, one walk at a time
 }
 
 // Options configure a Service. The zero value takes the defaults.
@@ -298,73 +299,4 @@ func (s *Service) AuditEvents(ctx context.Context, f AuditFilter) ([]*AuditEvent
 		f.Limit = 100
 	}
 	return s.store.AuditEvents(ctx, f)
-}
-
-// VerifyAudit walks the whole audit log and checks its chain.
-func (s *Service) VerifyAudit(ctx context.Context) (ChainState, error) {
-	return s.VerifyAuditAgainst(ctx, nil)
-}
-
-// VerifyAuditAgainst is VerifyAudit that also requires heads recorded by
-// an earlier walk (ChainState.Heads) to be in the log still: a log
-// truncated behind one of them fails there.
-func (s *Service) VerifyAuditAgainst(ctx context.Context, heads []ChainHead) (ChainState, error) {
-	st, _, err := s.verifyAudit(ctx, "", heads)
-	return st, err
-}
-
-// VerifyAuditFor walks the whole chain, which every tenant shares, but
-// reports only what concerns one tenant: whether the chain holds, how many
-// of the tenant's entries it holds, and details of a break only if the
-// broken entry is the tenant's. The head and other tenants' volume stay
-// with the operator (VerifyAudit).
-func (s *Service) VerifyAuditFor(ctx context.Context, tenant string) (ChainState, error) {
-	st, own, err := s.verifyAudit(ctx, tenant, nil)
-	if err != nil {
-		return ChainState{}, err
-	}
-	out := ChainState{OK: st.OK, Events: own}
-	if !st.OK {
-		out.BadSeq, out.Problem = st.BadSeq, st.Problem
-		if st.BadSeq == 0 {
-			out.Problem = "an entry of another tenant does not verify: tell the operator"
-		}
-	}
-	return out, nil
-}
-
-// verifyAudit walks the chain and counts the entries of tenant; when the
-// chain breaks at an entry of another tenant, it clears BadSeq.
-func (s *Service) verifyAudit(ctx context.Context, tenant string, heads []ChainHead) (ChainState, int64, error) {
-	v := s.chain.Verifier()
-	v.Expect(heads)
-	var own int64
-	// Chain by chain: an entry that commits while the walk goes on is
-	// either seen or after everything the walk checked in its chain.
-	for chain := range s.store.AuditChains() {
-		var after int64
-		for {
-			events, err := s.store.AuditEvents(ctx, AuditFilter{After: after, Limit: 1000, ByChain: true, Chain: chain})
-			if err != nil {
-				return v.State(), own, err
-			}
-			for _, e := range events {
-				if !v.Next(e) {
-					st := v.State()
-					if tenant != "" && e.Tenant != tenant {
-						st.BadSeq = 0
-					}
-					return st, own, nil
-				}
-				if e.Tenant == tenant {
-					own++
-				}
-				after = e.Seq
-			}
-			if len(events) < 1000 {
-				break
-			}
-		}
-	}
-	return v.State(), own, nil
 }

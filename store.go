@@ -241,6 +241,22 @@ type AuditStore interface {
 	// AuditEvents returns events matching f in Seq order.
 	AuditEvents(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)
 
+	// CountAudit returns how many events match f, whatever its Limit.
+	CountAudit(ctx context.Context, f AuditFilter) (int64, error)
+
+	// AuditCheckpoints returns the stored checkpoints of a kind, at most
+	// one a chain, in chain order, as they were stored: the store checks
+	// no MAC.
+	AuditCheckpoints(ctx context.Context, kind CheckpointKind) ([]AuditCheckpoint, error)
+
+	// PutAuditCheckpoint stores cp as its kind's checkpoint of its chain
+	// if none is stored, if the stored one's Seq is below cp's, or if the
+	// stored one's MAC is old (what the caller read before; nil matches
+	// nothing). So concurrent walks only move a checkpoint on, and a walk
+	// that found a checkpoint bad may replace it. It reports whether it
+	// stored cp.
+	PutAuditCheckpoint(ctx context.Context, cp AuditCheckpoint, old []byte) (bool, error)
+
 	// AuditChains returns how many chains the log is kept in: events are
 	// in chains 0 to AuditChains()-1. Walking one chain at a time, in
 	// pages by Seq, sees every entry of the chain committed before the

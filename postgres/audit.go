@@ -146,30 +146,44 @@ func (s *Store) AppendAudit(ctx context.Context, events ...*twofa.AuditEvent) (e
 	return nil
 }
 
+// auditWhere is the WHERE clause of f, and its arguments.
+func auditWhere(f twofa.AuditFilter) (string, []any) {
+	// seq > 0 is left out, so that a count by tenant reads the index on
+	// (tenant, time) alone.
+	q, args := `TRUE`, []any(nil)
+	add := func(cond string, arg any) {
+		args = append(args, arg)
+		q += ` AND ` + cond + ` $` + strconv.Itoa(len(args))
+	}
+	if f.After != 0 {
+		add(`seq >`, f.After)
+	}
+	if f.ByChain {
+		add(`chain =`, f.Chain)
+	}
+	if f.Tenant != "" {
+		add(`tenant =`, f.Tenant)
+	}
+	if f.User != "" {
+		add(`user_id =`, f.User)
+	}
+	if !f.Since.IsZero() {
+		add(`time >=`, tstz(f.Since)) // the index audit_time (tenant, time)
+	}
+	return q, args
+}
+
 // AuditEvents returns events matching f in Seq order.
 func (s *Store) AuditEvents(ctx context.Context, f twofa.AuditFilter) (_ []*twofa.AuditEvent, err error) {
 	defer wrap(&err, "AuditEvents")
-	q := `SELECT seq, chain, time, type, tenant, user_id, device, factor, reason, actor, ip, user_agent, detail, prev_hash, hash
-		FROM audit WHERE seq > $1`
-	args := []any{f.After}
-	if f.ByChain {
-		args = append(args, f.Chain)
-		q += ` AND chain = $` + strconv.Itoa(len(args))
-	}
-	if f.Tenant != "" {
-		args = append(args, f.Tenant)
-		q += ` AND tenant = $` + strconv.Itoa(len(args))
-	}
-	if f.User != "" {
-		args = append(args, f.User)
-		q += ` AND user_id = $` + strconv.Itoa(len(args))
-	}
+	where, args := auditWhere(f)
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
 	}
 	args = append(args, limit)
-	q += ` ORDER BY seq LIMIT $` + strconv.Itoa(len(args))
+	q := `SELECT seq, chain, time, type, tenant, user_id, device, factor, reason, actor, ip, user_agent, detail, prev_hash, hash
+		FROM audit WHERE ` + where + ` ORDER BY seq LIMIT $` + strconv.Itoa(len(args))
 
 	rows, _ := s.pool.Query(ctx, q, args...)
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*twofa.AuditEvent, error) {
@@ -181,4 +195,38 @@ func (s *Store) AuditEvents(ctx context.Context, f twofa.AuditFilter) (_ []*twof
 		e.Type, e.IP, e.UserAgent, e.Detail = twofa.EventType(typ), string(ip), string(ua), string(detail)
 		return &e, err
 	})
+}
+
+// CountAudit returns how many events match f.
+func (s *Store) CountAudit(ctx context.Context, f twofa.AuditFilter) (n int64, err error) {
+	defer wrap(&err, "CountAudit")
+	where, args := auditWhere(f)
+	err = s.pool.QueryRow(ctx, `SELECT count(*) FROM audit WHERE `+where, args...).Scan(&n)
+	return n, err
+}
+
+// AuditCheckpoints returns the stored checkpoints of a kind, in chain order.
+func (s *Store) AuditCheckpoints(ctx context.Context, kind twofa.CheckpointKind) (_ []twofa.AuditCheckpoint, err error) {
+	defer wrap(&err, "AuditCheckpoints")
+	rows, _ := s.pool.Query(ctx, `SELECT chain, seq, hash, events, time, mac FROM audit_checkpoints
+		WHERE kind = $1 ORDER BY chain`, string(kind))
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (twofa.AuditCheckpoint, error) {
+		cp := twofa.AuditCheckpoint{Kind: kind}
+		var chain int16
+		err := row.Scan(&chain, &cp.Seq, &cp.Hash, &cp.Events, when(&cp.Time), &cp.MAC)
+		cp.Chain = int(chain)
+		return cp, err
+	})
+}
+
+// PutAuditCheckpoint stores cp if no checkpoint of its kind and chain is
+// stored, if the stored one is behind it, or if the stored one's MAC is old.
+func (s *Store) PutAuditCheckpoint(ctx context.Context, cp twofa.AuditCheckpoint, old []byte) (_ bool, err error) {
+	defer wrap(&err, "PutAuditCheckpoint")
+	tag, err := s.pool.Exec(ctx, `INSERT INTO audit_checkpoints AS c (kind, chain, seq, hash, events, time, mac)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (kind, chain) DO UPDATE SET seq = $3, hash = $4, events = $5, time = $6, mac = $7
+		WHERE c.seq < $3 OR c.mac = $8`,
+		string(cp.Kind), cp.Chain, cp.Seq, cp.Hash, cp.Events, tstz(cp.Time), cp.MAC, old)
+	return tag.RowsAffected() > 0, err
 }

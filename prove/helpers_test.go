@@ -29,8 +29,9 @@ import (
 )
 
 var (
-	binary    string // the twofa binary, built once by TestMain
-	masterKey string // TWOFA_MASTER_KEY for every process: "1:BASE64"
+	binary      string // the twofa binary, built once by TestMain
+	benchBinary string // the twofa-bench binary (the load generator), likewise
+	masterKey   string // TWOFA_MASTER_KEY for every process: "1:BASE64"
 )
 
 // full reports whether to run the full rounds of make prove.
@@ -60,11 +61,11 @@ func buildAndRun(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "prove: finding the module root:", err)
 		return 1
 	}
-	binary = filepath.Join(dir, "twofa")
-	build := exec.Command("go", "build", "-o", binary, "./cmd/twofa")
+	binary, benchBinary = filepath.Join(dir, "twofa"), filepath.Join(dir, "twofa-bench")
+	build := exec.Command("go", "build", "-o", dir, "./cmd/twofa", "./cmd/twofa-bench")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "prove: go build ./cmd/twofa: %v\n%s", err, out)
+		fmt.Fprintf(os.Stderr, "prove: go build ./cmd/twofa ./cmd/twofa-bench: %v\n%s", err, out)
 		return 1
 	}
 	out, err := exec.Command(binary, "keys", "generate").Output()

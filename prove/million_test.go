@@ -29,7 +29,7 @@ import (
 // QR code), each secret sealed with the keyring the server uses and the
 // associated data the Service uses (see millionAD). 1,000 of them, spread
 // evenly over the table, have 1-second devices and are driven by
-// `twofa bench --users-file --period 1`; the rest have the usual 30 s.
+// `twofa-bench --users-file --period 1`; the rest have the usual 30 s.
 // The same 1,000 rows (same IDs, same sealed blobs) are also seeded alone
 // into a second store, the 1,000-user baseline. Both stores are served at
 // once and measured in three interleaved rounds; medians are compared.
@@ -40,7 +40,7 @@ import (
 // its own and extrapolates the rate to N).
 
 const (
-	millionDriven = 1000              // users bench drives
+	millionDriven = 1000              // users twofa-bench drives
 	millionTenant = "prove-million"   // every seeded user's tenant
 	millionBatch  = 10000             // rows per seeding transaction
 	millionRSSMax = 100 * 1000 * 1000 // bytes: the target of issue #6
@@ -118,7 +118,7 @@ func (s *seeder) make(t *testing.T, i, period int) *seedRow {
 	return r
 }
 
-// usersFile writes the driven users in bench's --users-file format.
+// usersFile writes the driven users in twofa-bench's --users-file format.
 func (s *seeder) usersFile(t *testing.T, path string) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
@@ -263,7 +263,7 @@ func serveTimed(t *testing.T, where db, key string) (*replica, time.Duration) {
 	return launch(t, envWithKey(key), 120*time.Second, where...)
 }
 
-// benchResult is what we read of `twofa bench --json`.
+// benchResult is what we read of `twofa-bench --json`.
 type benchResult struct {
 	Requests   int64   `json:"requests"`
 	Throughput float64 `json:"throughput_per_second"`
@@ -281,21 +281,21 @@ type benchResult struct {
 // runBenchCmd drives r with the driven users of usersFile.
 func runBenchCmd(t *testing.T, r *replica, key, usersFile string, extra ...string) benchResult {
 	t.Helper()
-	args := append([]string{"bench", "--url", r.url, "--key", key, "--users-file", usersFile, "--period", "1",
+	args := append([]string{"--url", r.url, "--key", key, "--users-file", usersFile, "--period", "1",
 		"--concurrency", "4", "--json", "--server-pid", strconv.Itoa(r.cmd.Process.Pid)}, extra...)
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(benchBinary, args...)
 	cmd.Env = procEnv()
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
-		t.Errorf("twofa bench %s: %v\n%s\n%s", strings.Join(extra, " "), err, out.String(), errOut.String())
+		t.Errorf("twofa-bench %s: %v\n%s\n%s", strings.Join(extra, " "), err, out.String(), errOut.String())
 	}
 	var res benchResult
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		t.Fatalf("twofa bench: reading its JSON: %v\n%s\n%s", err, out.String(), errOut.String())
+		t.Fatalf("twofa-bench: reading its JSON: %v\n%s\n%s", err, out.String(), errOut.String())
 	}
 	if res.Unexpected != 0 || res.Answers["valid"] == 0 {
-		t.Errorf("twofa bench: %d unexpected outcomes, %d valid\n%s", res.Unexpected, res.Answers["valid"], out.String())
+		t.Errorf("twofa-bench: %d unexpected outcomes, %d valid\n%s", res.Unexpected, res.Answers["valid"], out.String())
 	}
 	return res
 }
@@ -418,7 +418,7 @@ func millionRun(t *testing.T, st millionStore, n, rotateN int) {
 		for _, sd := range order {
 			b := runBenchCmd(t, sd.r, sd.key, sd.usersFile, "--duration", "10s")
 			sd.runs = append(sd.runs, b)
-			figure(t, "round %d, verify with %d users (bench --users-file, 1,000 driven users, period 1, concurrency 4, 10s): %d requests, %.0f/s, p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, max %.3f ms",
+			figure(t, "round %d, verify with %d users (twofa-bench --users-file, 1,000 driven users, period 1, concurrency 4, 10s): %d requests, %.0f/s, p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, max %.3f ms",
 				round+1, sd.seeded, b.Requests, b.Throughput, b.Latency.P50, b.Latency.P90, b.Latency.P99, b.Latency.Max)
 		}
 	}

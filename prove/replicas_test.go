@@ -76,8 +76,8 @@ func TestReplicas(t *testing.T) {
 	t.Run("RaceTOTP", func(t *testing.T) {
 		totals := map[string]int{}
 		for round := 0; round < rounds; round++ {
-			// A fresh user each round: the 32 attempts are counted as
-			// failures before they are checked, and may lock the user.
+			// A fresh user each round: the 31 attempts that lose are
+			// replays, counted as failures, and lock the user.
 			user := fmt.Sprintf("race-totp-%d", round)
 			d := enrollConfirmed(t, app, urlOf(round), user)
 			s := d.confirm + 1
@@ -193,7 +193,7 @@ func must(t testing.TB) func(reply, error) reply {
 	}
 }
 
-// benchReplicas runs one `twofa bench` process against each replica at
+// benchReplicas runs one twofa-bench process against each replica at
 // once and returns their summed throughput.
 func benchReplicas(t *testing.T, key string, rs []*replica, users, conc int, dur time.Duration) (float64, int64) {
 	type result struct {
@@ -209,21 +209,21 @@ func benchReplicas(t *testing.T, key string, rs []*replica, users, conc int, dur
 	// their load phases overlap (to within the spread of enrollment times).
 	for i, r := range rs {
 		wg.Go(func() {
-			cmd := exec.Command(binary, "bench", "--json", "--url", r.url, "--key", key,
+			cmd := exec.Command(benchBinary, "--json", "--url", r.url, "--key", key,
 				"--users", fmt.Sprint(users), "--concurrency", fmt.Sprint(conc), "--duration", dur.String())
 			cmd.Env = procEnv()
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()
 			if err != nil {
-				t.Errorf("twofa bench against %s: %v\n%s", r.url, err, lastLines(stderr.String(), 15))
+				t.Errorf("twofa-bench against %s: %v\n%s", r.url, err, lastLines(stderr.String(), 15))
 			}
 			if jerr := json.Unmarshal(out, &results[i]); jerr != nil {
-				t.Errorf("twofa bench output: %v: %.300s", jerr, out)
+				t.Errorf("twofa-bench output: %v: %.300s", jerr, out)
 				return
 			}
 			if results[i].Unexpected > 0 {
-				t.Errorf("twofa bench against %s: %d unexpected outcomes: %v", r.url, results[i].Unexpected, results[i].Samples)
+				t.Errorf("twofa-bench against %s: %d unexpected outcomes: %v", r.url, results[i].Unexpected, results[i].Samples)
 			}
 			t.Logf("bench %s: %.0f req/s, answers %v", r.url, results[i].Throughput, results[i].Answers)
 		})

@@ -6,6 +6,8 @@
 #   oathtool, zbarimg, pyotp (Debian's, for /usr/bin/python3)  via apt-get
 #   chromium and a font for its pages (the browser tests)        via apt-get
 #   otplib, pinned in otp/testdata/interop/node/package-lock.json via npm ci
+#   postgresql, when no server is there for the tests       via apt-get
+#     (scripts/install-postgres.sh; scripts/with-postgres.sh starts it)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -58,3 +60,5 @@ if ! pinned; then
 	(cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 	pinned || { echo "install-test-deps: npm ci did not install the pinned otplib" >&2; exit 1; }
 fi
+
+bash "$root/scripts/install-postgres.sh"

@@ -57,8 +57,9 @@ type Store struct {
 // transaction before failing with SQLITE_BUSY.
 const busyTimeout = 10 * time.Second
 
-// Open opens the database file at path, creating it if needed, and brings
-// its schema up to date.
+// Open opens the database file at path, creating it if needed (mode
+// 0600, as SQLite then makes its -wal and -shm files), and brings its
+// schema up to date. Exposed tells whether others may read it.
 //
 // The database runs in WAL mode with synchronous=NORMAL: a commit is
 // written to the WAL but the WAL is synced only at checkpoints. That is
@@ -83,6 +84,9 @@ func open(ctx context.Context, path string, upTo int) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: directory %s: %w", path, dir, err)
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("sqlite: open %s: %s is not a directory", path, dir)
+	}
+	if err := createFile(path); err != nil { // mode 0600: perm.go
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 
 	name := "file:" + escapePath(path)

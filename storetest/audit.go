@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -492,4 +493,207 @@ func testAuditChains(t *testing.T, open Opener) {
 	if st := v.State(); st.Events != int64(len(all)) || (n > 1) != (st.Chains > 1) {
 		t.Errorf("walk by chain: %+v; want %d events, several chains iff the store keeps several", st, len(all))
 	}
+}
+
+func testAuditSince(t *testing.T, open Opener) {
+	s := openStore(t, open)
+	// Times in minutes after now0, by Seq from 1: nearly, not exactly, in
+	// order, as concurrent writers append them. Entries 7 and 8 are
+	// globex's, the rest acme's; even ones alice's, odd ones bob's.
+	minutes := []int{0, 2, 1, 3, 5, 4, 6, 2, 7}
+	for i, m := range minutes {
+		seq := i + 1
+		ref := bob
+		switch {
+		case seq == 7 || seq == 8:
+			ref = otherAlice
+		case seq%2 == 0:
+			ref = alice
+		}
+		e := newEvent(twofa.EventVerifyFailed, ref, "")
+		e.Time = now0.Add(time.Duration(m) * time.Minute)
+		wantNoErr(t, "AppendAudit", s.AppendAudit(t.Context(), e))
+	}
+	at := func(m int) time.Time { return now0.Add(time.Duration(m) * time.Minute) }
+	for _, tt := range []struct {
+		name string
+		f    twofa.AuditFilter
+		want []int64
+	}{
+		{"Tenant", twofa.AuditFilter{Tenant: "acme", Since: at(2)}, []int64{2, 4, 5, 6, 9}},
+		{"AtTheMicrosecond", twofa.AuditFilter{Tenant: "acme", Since: at(2).Add(time.Microsecond)}, []int64{4, 5, 6, 9}},
+		{"InAnotherZone", twofa.AuditFilter{Tenant: "acme", Since: at(2).In(time.FixedZone("UTC+5", 5*3600))}, []int64{2, 4, 5, 6, 9}},
+		{"OtherTenant", twofa.AuditFilter{Tenant: "globex", Since: at(2)}, []int64{7, 8}},
+		{"User", twofa.AuditFilter{Tenant: "acme", User: "bob", Since: at(1)}, []int64{3, 5, 9}},
+		{"After", twofa.AuditFilter{Tenant: "acme", Since: at(2), After: 4}, []int64{5, 6, 9}},
+		{"Limit", twofa.AuditFilter{Tenant: "acme", Since: at(2), Limit: 2}, []int64{2, 4}},
+		{"PageOn", twofa.AuditFilter{Tenant: "acme", Since: at(2), After: 4, Limit: 2}, []int64{5, 6}},
+		{"EveryTenant", twofa.AuditFilter{Since: at(5)}, []int64{5, 7, 9}},
+		{"Future", twofa.AuditFilter{Tenant: "acme", Since: at(8)}, nil},
+		{"Zero", twofa.AuditFilter{Tenant: "globex"}, []int64{7, 8}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.AuditEvents(t.Context(), tt.f)
+			if err != nil {
+				t.Fatalf("AuditEvents(%+v) = %v", tt.f, err)
+			}
+			var gotSeqs []int64
+			for _, e := range got {
+				gotSeqs = append(gotSeqs, e.Seq)
+				if e.Time.Before(tt.f.Since) {
+					t.Errorf("entry %d at %v is before Since %v", e.Seq, e.Time, tt.f.Since)
+				}
+			}
+			if !slices.Equal(gotSeqs, tt.want) {
+				t.Errorf("AuditEvents(%+v) = %v, want %v", tt.f, gotSeqs, tt.want)
+			}
+		})
+	}
+}
+
+func testCountAudit(t *testing.T, open Opener) {
+	s := openStore(t, open)
+	// As in testAuditEvents: seq%3 == 0 in globex, the rest in acme,
+	// where odd sequence numbers are alice's and even ones bob's; entry
+	// seq is seq minutes after now0.
+	for seq := 1; seq <= 30; seq++ {
+		ref := bob
+		switch {
+		case seq%3 == 0:
+			ref = otherAlice
+		case seq%2 == 1:
+			ref = alice
+		}
+		e := newEvent(twofa.EventVerifyFailed, ref, "")
+		e.Time = now0.Add(time.Duration(seq) * time.Minute)
+		wantNoErr(t, "AppendAudit", s.AppendAudit(t.Context(), e))
+	}
+	for _, tt := range []struct {
+		name string
+		f    twofa.AuditFilter
+		want int64
+	}{
+		{"All", twofa.AuditFilter{}, 30},
+		{"LimitIgnored", twofa.AuditFilter{Limit: 3}, 30},
+		{"Tenant", twofa.AuditFilter{Tenant: "globex"}, 10},
+		{"TenantUser", twofa.AuditFilter{Tenant: "acme", User: "alice"}, 10},
+		{"After", twofa.AuditFilter{Tenant: "acme", After: 20}, 6},
+		{"Since", twofa.AuditFilter{Tenant: "acme", Since: now0.Add(25 * time.Minute)}, 4},
+		{"Chain0", twofa.AuditFilter{ByChain: true, Chain: 0, Tenant: "zeta"}, 0},
+		{"UnknownTenant", twofa.AuditFilter{Tenant: "zeta"}, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, err := s.CountAudit(t.Context(), tt.f); got != tt.want || err != nil {
+				t.Errorf("CountAudit(%+v) = %d, %v; want %d, nil", tt.f, got, err, tt.want)
+			}
+		})
+	}
+	t.Run("ByChain", func(t *testing.T) {
+		// The chains' counts add up to the log's.
+		var sum int64
+		for c := range s.AuditChains() {
+			n, err := s.CountAudit(t.Context(), twofa.AuditFilter{ByChain: true, Chain: c})
+			if err != nil {
+				t.Fatalf("CountAudit(chain %d) = %v", c, err)
+			}
+			sum += n
+		}
+		if sum != 30 {
+			t.Errorf("the chains count %d entries, want 30", sum)
+		}
+	})
+}
+
+// checkpoint returns a checkpoint of the suite's chain.
+func checkpoint(kind twofa.CheckpointKind, c int, seq int64) twofa.AuditCheckpoint {
+	h := sha256.Sum256(fmt.Appendf(nil, "entry %d of chain %d", seq, c))
+	return chain.Checkpoint(kind, twofa.ChainHead{Chain: c, Seq: seq, Hash: h[:], Events: seq * 2},
+		now0.Add(time.Duration(seq)*time.Second).In(time.FixedZone("UTC-3", -3*3600)))
+}
+
+func testAuditCheckpoints(t *testing.T, open Opener) {
+	const pruned twofa.CheckpointKind = "pruned" // another kind, as pruning will keep
+	want := func(t *testing.T, s twofa.Store, kind twofa.CheckpointKind, cps ...twofa.AuditCheckpoint) {
+		t.Helper()
+		got, err := s.AuditCheckpoints(t.Context(), kind)
+		if err != nil {
+			t.Fatalf("AuditCheckpoints(%s) = %v", kind, err)
+		}
+		if len(got) != len(cps) {
+			t.Fatalf("AuditCheckpoints(%s) = %d checkpoints, want %d", kind, len(got), len(cps))
+		}
+		for i, g := range got {
+			w := cps[i]
+			if g.Kind != w.Kind || g.Chain != w.Chain || g.Seq != w.Seq || g.Events != w.Events || !g.Time.Equal(w.Time) ||
+				!bytes.Equal(g.Hash, w.Hash) || !bytes.Equal(g.MAC, w.MAC) {
+				t.Errorf("checkpoint %d = %+v, want %+v", i, g, w)
+			}
+			if chain.CheckCheckpoint(g) != chain.CheckCheckpoint(w) {
+				t.Errorf("checkpoint %d verifies %v as stored, %v as put", i, chain.CheckCheckpoint(g), chain.CheckCheckpoint(w))
+			}
+		}
+	}
+	put := func(t *testing.T, s twofa.Store, cp twofa.AuditCheckpoint, old []byte, stored bool) {
+		t.Helper()
+		if got, err := s.PutAuditCheckpoint(t.Context(), cp, old); got != stored || err != nil {
+			t.Errorf("PutAuditCheckpoint(chain %d, seq %d) = %v, %v; want %v, nil", cp.Chain, cp.Seq, got, err, stored)
+		}
+	}
+	v := twofa.CheckpointVerified
+
+	t.Run("Empty", func(t *testing.T) {
+		want(t, openStore(t, open), v)
+	})
+	t.Run("RoundTrip", func(t *testing.T) {
+		s := openStore(t, open)
+		a, b := checkpoint(v, 0, 5), checkpoint(v, 3, 9)
+		put(t, s, b, nil, true)
+		put(t, s, a, nil, true)
+		want(t, s, v, a, b) // in chain order
+		want(t, s, pruned)
+	})
+	t.Run("OnlyForward", func(t *testing.T) {
+		s := openStore(t, open)
+		put(t, s, checkpoint(v, 0, 5), nil, true)
+		put(t, s, checkpoint(v, 0, 4), nil, false)
+		put(t, s, checkpoint(v, 0, 5), nil, false)
+		want(t, s, v, checkpoint(v, 0, 5))
+		put(t, s, checkpoint(v, 0, 6), nil, true)
+		want(t, s, v, checkpoint(v, 0, 6))
+	})
+	t.Run("ReplaceWhatWasRead", func(t *testing.T) {
+		// A walk that found the stored checkpoint bad replaces it, even
+		// with one behind it, naming the MAC it read; another MAC is not
+		// enough.
+		s := openStore(t, open)
+		bad := checkpoint(v, 0, 1000)
+		bad.MAC = bytes.Repeat([]byte{7}, 32)
+		put(t, s, bad, nil, true)
+		put(t, s, checkpoint(v, 0, 10), checkpoint(v, 0, 1000).MAC, false)
+		want(t, s, v, bad)
+		put(t, s, checkpoint(v, 0, 10), bad.MAC, true)
+		want(t, s, v, checkpoint(v, 0, 10))
+	})
+	t.Run("KindsApart", func(t *testing.T) {
+		s := openStore(t, open)
+		put(t, s, checkpoint(v, 0, 7), nil, true)
+		put(t, s, checkpoint(pruned, 0, 3), nil, true)
+		want(t, s, v, checkpoint(v, 0, 7))
+		want(t, s, pruned, checkpoint(pruned, 0, 3))
+	})
+	t.Run("RaceAcrossHandles", func(t *testing.T) {
+		// Walks on two processes move the checkpoint on at once: it ends
+		// at the furthest.
+		o := openStore(t, open)
+		errs := race(t, o, 16, true, func(ctx context.Context, i int, s twofa.Store) error {
+			_, err := s.PutAuditCheckpoint(ctx, checkpoint(v, 1, int64(i+1)), nil)
+			return err
+		})
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("PutAuditCheckpoint #%d = %v", i, err)
+			}
+		}
+		want(t, o, v, checkpoint(v, 1, 16))
+	})
 }

@@ -14,8 +14,7 @@
 // database (as two processes would be). Run it with -race.
 //
 // Beyond twofa.Store, the suite requires what the twofa binary needs of a
-// store: twofa.APIKeyStore, twofa.PageStore and a readiness check,
-// Ping(context.Context) error.
+// store: a readiness check, Ping(context.Context) error.
 package storetest
 
 import (
@@ -67,6 +66,9 @@ func Run(t *testing.T, open Opener) {
 		{"AppendAudit", testAppendAudit},
 		{"AuditEvents", testAuditEvents},
 		{"AuditChains", testAuditChains},
+		{"AuditSince", testAuditSince},
+		{"CountAudit", testCountAudit},
+		{"AuditCheckpoints", testAuditCheckpoints},
 		{"Unprepared", testUnprepared},
 		{"InitSetting", testInitSetting},
 		{"SealedSecrets", testSealedSecrets},

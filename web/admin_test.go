@@ -4,15 +4,22 @@ import (
 	"context"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/netip"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twofa/twofa"
+	"github.com/twofa/twofa/internal/twofatest"
+	"github.com/twofa/twofa/seal"
 	"github.com/twofa/twofa/sqlite"
+	"github.com/twofa/twofa/web"
 )
 
 // adminKey makes an admin API key of a tenant.
@@ -153,12 +160,16 @@ func TestAdmin_Login(t *testing.T) {
 		if err := e.svc.RevokeAPIKey(context.Background(), adminKey.ID); err != nil {
 			t.Fatal(err)
 		}
+		// Within 5 s everywhere, as for the API (the key's state is cached).
+		e.clock.Add(5 * time.Second)
 		if p := e.get("/admin"); p.status != http.StatusSeeOther || p.location() != "/admin/login?notice=revoked" {
 			t.Errorf("GET /admin with a revoked key: %d to %q", p.status, p.location())
 		}
 	})
 }
 
+// TestAdmin_LoginRateLimited: wrong keys from one address are answered 429
+// once over the budget, and a valid admin key still signs in from it.
 func TestAdmin_LoginRateLimited(t *testing.T) {
 	e := newPagesEnv(t, false)
 	admin, _ := e.adminKey("acme")
@@ -167,13 +178,99 @@ func TestAdmin_LoginRateLimited(t *testing.T) {
 			t.Fatalf("wrong key %d: %d, want 401", i, p.status)
 		}
 	}
-	p := e.login(admin) // even the right key, while the address is blocked
-	wantPage(t, "blocked", p, http.StatusTooManyRequests, "too many failed sign-ins")
-	if p.header.Get("Retry-After") == "" {
-		t.Error("no Retry-After")
+	for _, tt := range []struct {
+		name       string
+		key        string
+		wantStatus int
+		wantText   string
+	}{
+		{"WrongKey", "tfa_wrong10", http.StatusTooManyRequests, "too many failed sign-ins"},
+		{"Malformed", "not a key", http.StatusTooManyRequests, "too many failed sign-ins"},
+		{"AppKey", e.appKey, http.StatusTooManyRequests, "too many failed sign-ins"}, // no more than a wrong key tells
+		{"AdminKey", admin, http.StatusSeeOther, ""},
+		{"WrongKeyAfterASignIn", "tfa_wrong11", http.StatusTooManyRequests, "too many failed sign-ins"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e.client.Jar, _ = cookiejar.New(nil)
+			p := e.login(tt.key)
+			if p.status != tt.wantStatus {
+				t.Fatalf("sign-in: %d, want %d; body %s", p.status, tt.wantStatus, p.body)
+			}
+			if tt.wantStatus == http.StatusSeeOther {
+				if p.location() != "/admin" {
+					t.Errorf("sign-in to %q, want /admin", p.location())
+				}
+				wantPage(t, "console", e.get("/admin"), http.StatusOK, `id="tenant">acme<`)
+				return
+			}
+			wantPage(t, tt.name, p, tt.wantStatus, tt.wantText)
+			if got := p.header.Get("Retry-After"); got != "900" {
+				t.Errorf("Retry-After = %q, want 900", got)
+			}
+		})
 	}
 	e.clock.Add(16 * time.Minute)
+	if p := e.login("tfa_wrong12"); p.status != http.StatusUnauthorized {
+		t.Errorf("wrong key after the window: %d, want 401", p.status)
+	}
+}
+
+// TestAdmin_LoginLimitPerClient: behind a trusted proxy, the limiter
+// counts each client's wrong keys, not the proxy's.
+func TestAdmin_LoginLimitPerClient(t *testing.T) {
+	c := twofatest.NewClock()
+	svc := newService(t, mustSQLite(t), c)
+	e := newPagesEnvOn(t, svc, c, web.Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	admin, _ := e.adminKey("acme")
+	login := func(client, key string) page {
+		t.Helper()
+		e.client.Jar, _ = cookiejar.New(nil)
+		form := e.get("/admin/login")
+		return e.post("/admin/login", url.Values{"csrf": {csrf(t, form)}, "key": {key}}, "X-Forwarded-For", client)
+	}
+	for i := range 10 {
+		if p := login("203.0.113.1", "tfa_wrong"+strconv.Itoa(i)); p.status != http.StatusUnauthorized {
+			t.Fatalf("wrong key %d: %d, want 401", i, p.status)
+		}
+	}
+	for _, tt := range []struct {
+		client, key string
+		want        int
+	}{
+		{"203.0.113.1", "tfa_wrong10", http.StatusTooManyRequests},
+		{"203.0.113.2", "tfa_wrong10", http.StatusUnauthorized}, // another client behind the same proxy
+		{"198.51.100.7, 203.0.113.1", "tfa_wrong11", http.StatusTooManyRequests},
+		{"203.0.113.1", admin, http.StatusSeeOther},
+	} {
+		if p := login(tt.client, tt.key); p.status != tt.want {
+			t.Errorf("from %s: %d, want %d", tt.client, p.status, tt.want)
+		}
+	}
+}
+
+// TestAdmin_KeyStateCached: console requests do not list the tenant's keys
+// each time; the key's state is read again after adminKeyTTL (5 s).
+func TestAdmin_KeyStateCached(t *testing.T) {
+	store := &countingStore{Store: mustSQLite(t)}
+	c := twofatest.NewClock()
+	svc := newService(t, store, c)
+	e := newPagesEnvOn(t, svc, c, web.Options{})
+	admin, _ := e.adminKey("acme")
 	e.signedIn(admin)
+	before := store.apiKeys.Load()
+	for range 20 {
+		if p := e.get("/admin"); p.status != http.StatusOK {
+			t.Fatalf("GET /admin: %d", p.status)
+		}
+	}
+	if got := store.apiKeys.Load() - before; got > 1 {
+		t.Errorf("20 console requests listed the tenant's keys %d times, want at most 1", got)
+	}
+	e.clock.Add(5 * time.Second)
+	e.get("/admin")
+	if got := store.apiKeys.Load() - before; got != 2 {
+		t.Errorf("after 5 s: the keys were listed %d times, want 2", got)
+	}
 }
 
 func TestAdmin_Users(t *testing.T) {
@@ -461,4 +558,58 @@ func TestAdmin_TLS(t *testing.T) {
 	if got := e.get("/admin").header.Get("Strict-Transport-Security"); !strings.HasPrefix(got, "max-age=") {
 		t.Errorf("HSTS = %q", got)
 	}
+}
+
+// countingStore counts the listings of API keys.
+type countingStore struct {
+	twofa.Store
+	apiKeys atomic.Int64
+}
+
+func (s *countingStore) APIKeys(ctx context.Context, tenant string) ([]*twofa.APIKey, error) {
+	s.apiKeys.Add(1)
+	return s.Store.APIKeys(ctx, tenant)
+}
+
+func mustSQLite(t *testing.T) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "twofa.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func newService(t *testing.T, st twofa.Store, c *twofatest.Clock) *twofa.Service {
+	t.Helper()
+	key, err := seal.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := seal.NewKeyring(1, map[uint32][]byte{1: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := twofa.NewService(context.Background(), st, kr, twofa.Options{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// newPagesEnvOn is newPagesEnv on a Service of the test's making, with
+// the handler's options (its clock is c's).
+func newPagesEnvOn(t *testing.T, svc *twofa.Service, c *twofatest.Clock, opts web.Options) *pagesEnv {
+	t.Helper()
+	opts.Now = c.Now
+	e := &pagesEnv{t: t, svc: svc, clock: c, srv: httptest.NewServer(web.NewHandler(svc, opts))}
+	t.Cleanup(e.srv.Close)
+	e.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	e.client.Jar, _ = cookiejar.New(nil)
+	var err error
+	if e.appKey, _, err = svc.CreateAPIKey(context.Background(), "acme", "app", twofa.ScopeApp); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,6 +31,11 @@ type Options struct {
 	// "https://2fa.example.com", for the links the API hands out; empty:
 	// derived from each request's Host and TLS.
 	PublicURL string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For or
+	// Forwarded header names the client of the hosted pages, and whose
+	// entries X-End-User-IP chains skip (clientip.go); nil: none, and a
+	// page's client is the connection's peer.
+	TrustedProxies []netip.Prefix
 }
 
 type server struct {
@@ -40,11 +46,13 @@ type server struct {
 	metrics *metrics
 	// publicURL has no trailing slash; empty: derive from the request.
 	publicURL string
+	trusted   []netip.Prefix
 }
 
 // NewHandler returns the HTTP API of svc.
 func NewHandler(svc *twofa.Service, opts Options) http.Handler {
-	s := &server{svc: svc, log: opts.Logger, ready: opts.Ready, now: opts.Now, metrics: newMetrics(), publicURL: strings.TrimSuffix(opts.PublicURL, "/")}
+	s := &server{svc: svc, log: opts.Logger, ready: opts.Ready, now: opts.Now, metrics: newMetrics(), publicURL: strings.TrimSuffix(opts.PublicURL, "/"),
+		trusted: slices.Clone(opts.TrustedProxies)}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -53,7 +61,30 @@ func NewHandler(svc *twofa.Service, opts Options) http.Handler {
 	}
 	mux := http.NewServeMux()
 	s.addRoutes(mux)
-	return s.logRequests(s.recoverPanics(securityHeaders(s.jsonMisses(mux))))
+	var h http.Handler = s.jsonMisses(mux)
+	if len(s.trusted) > 0 {
+		h = s.resolveClient(h)
+	}
+	return s.logRequests(s.recoverPanics(securityHeaders(h)))
+}
+
+// resolveClient finds the client's address behind the trusted proxies
+// once, for visitorMeta. Without trusted proxies the client is the peer,
+// and the request is left as it is.
+func (s *server) resolveClient(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := context.WithValue(r.Context(), keyClientIP, clientIP(r, s.trusted))
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// requestClientIP is the client's address that resolveClient found, or
+// else the peer's.
+func requestClientIP(r *http.Request) netip.Addr {
+	if a, ok := r.Context().Value(keyClientIP).(netip.Addr); ok {
+		return a
+	}
+	return clientIP(r, nil)
 }
 
 // jsonMisses answers requests no route matches with JSON errors: 404 for
@@ -93,6 +124,7 @@ type ctxKey int
 const (
 	keyAPIKey ctxKey = iota
 	keyRequestID
+	keyClientIP
 )
 
 // Headers by which the calling application reports its end user.
@@ -126,13 +158,14 @@ func (s *server) requireScope(admin bool) func(http.Handler) http.Handler {
 				return
 			}
 			m := twofa.Meta{Actor: "key:" + k.ID, UserAgent: r.Header.Get(HeaderEndUserAgent)}
-			if ip := r.Header.Get(HeaderEndUserIP); ip != "" {
-				addr, err := netip.ParseAddr(ip)
+			// An empty header is an absent one, as it always was.
+			if ips := r.Header.Values(HeaderEndUserIP); slices.ContainsFunc(ips, func(v string) bool { return v != "" }) {
+				addr, err := endUserIP(ips, s.trusted)
 				if err != nil {
-					s.writeError(w, r, invalid(HeaderEndUserIP+" must be an IPv4 or IPv6 address"))
+					s.writeError(w, r, invalid(err.Error()))
 					return
 				}
-				m.IP = addr.Unmap().WithZone("").String() // a zone would give one address many limit keys
+				m.IP = addr.String()
 			}
 			if len(m.UserAgent) > 512 {
 				m.UserAgent = m.UserAgent[:512]

@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -426,12 +425,12 @@ func (s *server) pageMeta(r *http.Request, ss *session) context.Context {
 }
 
 // visitorMeta describes the person at a page for the audit log and the
-// per-IP limits. Their address is the connection's: twofa does not know
-// which proxies to trust for X-Forwarded-For.
+// per-IP limits. Their address is the connection's, or, behind a trusted
+// proxy, the one the proxy names (clientip.go).
 func visitorMeta(r *http.Request, actor string) twofa.Meta {
 	m := twofa.Meta{Actor: actor, UserAgent: r.UserAgent()}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		m.IP = host
+	if a := requestClientIP(r); a.IsValid() {
+		m.IP = a.String()
 	}
 	if len(m.UserAgent) > 512 {
 		m.UserAgent = m.UserAgent[:512]

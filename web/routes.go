@@ -8,6 +8,13 @@ import (
 
 // addRoutes is the table of contents of the API: every route, its handler
 // and who may call it.
+//
+// Handlers come in two shapes. An API route, and a page that comes before
+// any session (opening a link, the prompt's first page, the console's
+// sign-in), is made by a maker, func (s *server) handleX() http.Handler,
+// which can set up what the handler needs once. A page of a session is a
+// pageHandler, func (s *server) xPage(w, r, ss *session), mounted by
+// withSession or withAdmin, which find and check the session first.
 func (s *server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /readyz", s.handleReadyz())

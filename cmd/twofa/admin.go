@@ -78,7 +78,7 @@ func runAPIKeyCreate(ctx context.Context, e *env, args []string) error {
 	return adminCmd(ctx, e, args, "twofa apikey create --name NAME [--tenant T] [--admin]", func(fs *flag.FlagSet) {
 		name = fs.String("name", "", "what the key is for, such as the application's name")
 		tenant = fs.String("tenant", "default", "the tenant the key belongs to")
-		admin = fs.Bool("admin", false, "admin scope: may also unlock users and read the audit log")
+		admin = boolFlag(fs, "admin", false, "admin scope: may also unlock users and read the audit log")
 	}, func(ctx context.Context, svc *twofa.Service, _ store, fs *flag.FlagSet) error {
 		scope := twofa.ScopeApp
 		if *admin {
@@ -305,28 +305,38 @@ func runKeysGenerate(_ context.Context, e *env, args []string) error {
 }
 
 var runAudit = subcommands("audit", "The hash-chained audit log.", []command{
-	{"verify", "walk every chain of the log; exit 1 if an entry was altered or removed", runAuditVerify},
+	{"verify", "check every chain of the log from where the last check stopped (--full: from the beginning); exit 1 if an entry was altered or removed", runAuditVerify},
 	{"tail", "print the latest events", runAuditTail},
 })
 
 func runAuditVerify(ctx context.Context, e *env, args []string) error {
-	var heads *string
-	return adminCmd(ctx, e, args, "twofa audit verify [--heads H]", func(fs *flag.FlagSet) {
-		heads = fs.String("heads", "", "`heads` printed by an earlier run (chain:seq:hash,...): fail if the log no longer reaches them")
+	var heads string
+	var full *bool
+	return adminCmd(ctx, e, args, "twofa audit verify [--full] [--heads H]", func(fs *flag.FlagSet) {
+		full = boolFlag(fs, "full", false, "walk every chain from its beginning, not from the stored checkpoints: finds changes made before the last check too")
+		stringVar(fs, &heads, "heads", "", "`heads` printed by an earlier run (chain:seq:hash,...): fail if the log no longer reaches them", func(s string) error {
+			_, err := twofa.ParseChainHeads(s)
+			return err
+		})
 	}, func(ctx context.Context, svc *twofa.Service, _ store, fs *flag.FlagSet) error {
-		expect, err := twofa.ParseChainHeads(*heads)
+		expect, err := twofa.ParseChainHeads(heads)
 		if err != nil {
 			return usageError("--heads: " + err.Error())
 		}
-		st, err := svc.VerifyAuditAgainst(ctx, expect)
+		st, err := svc.VerifyAuditWith(ctx, twofa.AuditWalk{Full: *full, Heads: expect})
 		if err != nil {
 			return err
 		}
 		if !st.OK {
-			fmt.Fprintf(e.stdout, "BROKEN at entry %d: %s (%d entries verified before it)\n", st.BadSeq, st.Problem, st.Events)
+			fmt.Fprintf(e.stdout, "BROKEN at entry %d: %s (%d entries checked before it)\n", st.BadSeq, st.Problem, st.Checked)
 			return exitError{code: 1}
 		}
-		fmt.Fprintf(e.stdout, "ok: %d entries in %d chain%s, head %x\n", st.Events, st.Chains, plural(st.Chains), st.Head)
+		from := "from the beginning"
+		if !*full {
+			from = "since the last check"
+		}
+		fmt.Fprintf(e.stdout, "ok: %d entries in %d chain%s, %d of them checked %s, head %x\n",
+			st.Events, st.Chains, plural(st.Chains), st.Checked, from, st.Head)
 		hs := make([]string, len(st.Heads))
 		for i, h := range st.Heads {
 			hs[i] = h.String()
@@ -343,7 +353,8 @@ func runAuditTail(ctx context.Context, e *env, args []string) error {
 	return adminCmd(ctx, e, args, "twofa audit tail [--tenant T] [--user U] [-n N]", func(fs *flag.FlagSet) {
 		tenant = fs.String("tenant", "", "only this tenant")
 		user = fs.String("user", "", "only this user (with --tenant)")
-		n = fs.Int("n", 20, "how many of the latest events")
+		n = new(int)
+		fs.Var(intVar(n, 20, 1, maxInt), "n", "how many of the latest events")
 	}, func(ctx context.Context, svc *twofa.Service, _ store, fs *flag.FlagSet) error {
 		// Walk forward to the end, keeping the last n.
 		var last []*twofa.AuditEvent

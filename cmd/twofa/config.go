@@ -8,13 +8,13 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/twofa/twofa"
+	"github.com/twofa/twofa/otp"
 	"github.com/twofa/twofa/postgres"
 	"github.com/twofa/twofa/seal"
 	"github.com/twofa/twofa/sqlite"
@@ -37,113 +37,122 @@ type config struct {
 	masterKeyFile string
 	logLevel      string
 	policy        twofa.Policy
-}
-
-// envFlag registers a string flag whose default comes from the environment.
-func envFlag(fs *flag.FlagSet, e *env, p *string, name, def, usage string) {
-	v := def
-	envName := "TWOFA_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-	if s := e.getenv(envName); s != "" {
-		v = s
-	}
-	fs.StringVar(p, name, v, usage+" ($"+envName+")")
+	fs            *flag.FlagSet // where the settings came from, for messages; nil: defaults
 }
 
 func (c *config) register(fs *flag.FlagSet, e *env) {
-	envFlag(fs, e, &c.data, "data", "./twofa-data", "`dir`ectory of the embedded SQLite database (and, in development, a generated master key)")
-	envFlag(fs, e, &c.db, "db", "", "database: a postgres:// URL or a SQLite file path; overrides --data for the database")
+	c.fs = fs
+	envFlag(fs, e, &c.data, "data", "./twofa-data", "`dir`ectory of the embedded SQLite database (and, in development, a generated master key)", nonEmpty("a directory"))
+	envFlag(fs, e, &c.db, "db", "", "`database`: a postgres:// URL or a SQLite file path; overrides --data for the database", checkDB)
 	envFlag(fs, e, &c.masterKeyFile, "master-key-file", "", "`file` holding the master keyring (ID:BASE64,... first active; or one base64 key); or set $TWOFA_MASTER_KEY")
-	envFlag(fs, e, &c.logLevel, "log-level", "info", "debug, info, warn or error")
+	envFlag(fs, e, &c.logLevel, "log-level", "info", "`level`: debug, info, warn or error", checkLogLevel)
 }
 
-// policyFlags registers the Policy's settings.
+// policyFlags registers the Policy's settings. Each range is what the
+// Service accepts (Policy.Validate); checkPolicy checks the settings that
+// bound each other.
 func (c *config) policyFlags(fs *flag.FlagSet, e *env) {
 	c.policy = twofa.DefaultPolicy()
 	p := &c.policy
-	intFlag := func(dst *int, name string, usage string) {
-		v := strconv.Itoa(*dst)
-		envFlag(fs, e, &v, name, v, usage)
-		fs.Lookup(name).Value = intValue{dst}
-		*dst, _ = strconv.Atoi(fs.Lookup(name).DefValue)
+	intFlag := func(dst *int, name string, min, max int, usage string) {
+		envVar(fs, e, intVar(dst, *dst, min, max), name, usage)
 	}
-	durFlag := func(dst *time.Duration, name string, usage string) {
-		v := dst.String()
-		envFlag(fs, e, &v, name, v, usage)
-		fs.Lookup(name).Value = durValue{dst}
-		if d, err := time.ParseDuration(fs.Lookup(name).DefValue); err == nil {
-			*dst = d
-		}
+	durFlag := func(dst *time.Duration, name string, min, max time.Duration, usage string) {
+		envVar(fs, e, durVar(dst, *dst, min, max), name, usage)
 	}
-	intFlag(&p.Window.Behind, "window-behind", "TOTP steps accepted before the current one")
-	intFlag(&p.Window.Ahead, "window-ahead", "TOTP steps accepted after the current one")
-	intFlag(&p.MaxDrift, "max-drift", "learned clock drift bound, in steps beyond the window")
-	intFlag(&p.MaxDevices, "max-devices", "devices per user")
-	intFlag(&p.LockAfter, "lock-after", "consecutive failures before the first lock")
-	durFlag(&p.LockBase, "lock-base", "first lock, doubling with each further failure")
-	durFlag(&p.LockMax, "lock-max", "longest timed lock")
-	intFlag(&p.HardLockAfter, "hard-lock-after", "consecutive failures that lock until an administrator unlocks (at most 100)")
-	durFlag(&p.EnrollTTL, "enroll-ttl", "time to confirm an enrollment")
-	intFlag(&p.VerifyPerIPPerMinute, "verify-per-ip", "verifications a minute per end-user IP in a tenant (0: no limit)")
-	intFlag(&p.TenantVerifyPerMinute, "verify-per-tenant", "verifications a minute per tenant (0: no limit)")
-	envFlag(fs, e, &p.Issuer, "issuer", p.Issuer, "issuer shown in authenticator apps")
+	maxSide := otp.MaxWindow - 1
+	intFlag(&p.Window.Behind, "window-behind", 0, maxSide, "TOTP `steps` accepted before the current one")
+	intFlag(&p.Window.Ahead, "window-ahead", 0, maxSide, "TOTP `steps` accepted after the current one")
+	intFlag(&p.MaxDrift, "max-drift", 0, maxSide/2, "learned clock drift bound, in `steps` beyond the window")
+	intFlag(&p.MaxDevices, "max-devices", 1, 100, "`devices` per user, pending ones included")
+	intFlag(&p.LockAfter, "lock-after", 1, maxHardLock, "consecutive `failures` before the first lock")
+	durFlag(&p.LockBase, "lock-base", time.Second, 0, "the first lock (a `duration`), doubling with each further failure")
+	durFlag(&p.LockMax, "lock-max", time.Second, 0, "longest timed lock (a `duration`)")
+	intFlag(&p.HardLockAfter, "hard-lock-after", 1, maxHardLock, "consecutive `failures` that lock until an administrator unlocks (at most 100)")
+	durFlag(&p.EnrollTTL, "enroll-ttl", time.Minute, 24*time.Hour, "time to confirm an enrollment (a `duration`)")
+	intFlag(&p.VerifyPerIPPerMinute, "verify-per-ip", 0, math.MaxInt32, "failed code `checks` a minute per end-user IP in a tenant (0: no limit)")
+	intFlag(&p.TenantVerifyPerMinute, "verify-per-tenant", 0, math.MaxInt32, "`attempts` a minute per tenant (0: no limit)")
+	intFlag(&p.MaxFailuresPerDay, "max-failures-per-day", 0, math.MaxInt32, "failed `attempts` per user in any 24 hours that a success does not reset (0: off)")
+	envFlag(fs, e, &p.Issuer, "issuer", p.Issuer, "`issuer` shown in authenticator apps", checkIssuer)
 }
 
-type intValue struct{ p *int }
+// maxHardLock is NIST SP 800-63B's ceiling on consecutive failures.
+const maxHardLock = 100
 
-func (v intValue) String() string {
-	if v.p == nil {
-		return ""
+// checkPolicy checks the policy settings that bound each other, naming
+// them as they were given, then the whole policy.
+func (c *config) checkPolicy(fs *flag.FlagSet) error {
+	p := c.policy
+	n := func(name string) string { return settingName(fs, name) }
+	switch {
+	case p.Window.Size()+2*p.MaxDrift > otp.MaxWindow:
+		return usageError(fmt.Sprintf("%s (%d) + 1 + %s (%d) + twice %s (%d) is %d steps: want at most %d",
+			n("window-behind"), p.Window.Behind, n("window-ahead"), p.Window.Ahead, n("max-drift"), p.MaxDrift,
+			p.Window.Size()+2*p.MaxDrift, otp.MaxWindow))
+	case p.LockMax < p.LockBase:
+		return usageError(fmt.Sprintf("%s (%s) is shorter than %s (%s): want the longest lock at least as long as the first",
+			n("lock-max"), p.LockMax, n("lock-base"), p.LockBase))
+	case p.HardLockAfter < p.LockAfter:
+		return usageError(fmt.Sprintf("%s (%d) is less than %s (%d): want the hard lock at or after the first lock",
+			n("hard-lock-after"), p.HardLockAfter, n("lock-after"), p.LockAfter))
 	}
-	return strconv.Itoa(*v.p)
-}
-func (v intValue) Set(s string) error {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return errors.New("want a whole number")
+	if err := p.Validate(); err != nil {
+		return usageError(err.Error())
 	}
-	*v.p = n
-	return nil
-}
-
-type durValue struct{ p *time.Duration }
-
-func (v durValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return v.p.String()
-}
-func (v durValue) Set(s string) error {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return errors.New("want a duration such as 30s or 15m")
-	}
-	*v.p = d
 	return nil
 }
 
 func (c *config) logger(w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return nil, usageError("--log-level must be debug, info, warn or error")
+	if err := checkLogLevel(c.logLevel); err != nil {
+		return nil, usageError("--log-level: " + err.Error())
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), nil
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: parseLogLevel(c.logLevel)})), nil
 }
 
-// openStore opens the configured database.
-func (c *config) openStore(ctx context.Context) (store, error) {
+// openStore opens the configured database, warning when others may read
+// or write the SQLite file or its directory.
+func (c *config) openStore(ctx context.Context, log *slog.Logger) (store, error) {
 	db := c.db
-	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
+	if isPostgres(db) {
 		return postgres.Open(ctx, db)
 	}
+	name := settingName(c.fs, "db")
 	if db == "" {
-		if err := os.MkdirAll(c.data, 0o700); err != nil {
-			return nil, fmt.Errorf("creating the data directory: %w", err)
+		name = settingName(c.fs, "data")
+		if err := c.makeDataDir(); err != nil {
+			return nil, err
 		}
 		db = filepath.Join(c.data, "twofa.db")
 	}
-	return sqlite.Open(ctx, db)
+	st, err := sqlite.Open(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	exposed, err := sqlite.Exposed(db)
+	for _, x := range exposed {
+		what, fix := "database file", "chmod 600"
+		if x.Path == filepath.Dir(db) {
+			what, fix = "database directory", "chmod 700"
+		}
+		log.Warn(what+" is readable or writable by group or others: it holds the audit log, sealed secrets and keyed hashes; "+fix+" it",
+			"path", x.Path, "mode", fmt.Sprintf("%04o", x.Mode))
+	}
+	if err != nil {
+		log.Warn("checking the database's permissions", "err", err)
+	}
+	return st, nil
 }
+
+// makeDataDir creates the data directory, mode 0700, if it is missing.
+func (c *config) makeDataDir() error {
+	if err := os.MkdirAll(c.data, 0o700); err != nil {
+		return fmt.Errorf("%s: creating the data directory: %w (want a directory twofa may create and write)", settingName(c.fs, "data"), err)
+	}
+	return nil
+}
+
+// wantKeyring is the form of a master keyring, for messages.
+const wantKeyring = "want ID:BASE64,... with the active key first, or one base64 key; twofa keys generate makes a key"
 
 // devKeyFile is the generated master key of a development setup.
 const devKeyFile = "master.key"
@@ -153,17 +162,30 @@ const devKeyFile = "master.key"
 // directory on first start, with a loud warning.
 func (c *config) keyring(e *env, log *slog.Logger) (*seal.Keyring, error) {
 	if spec := e.getenv("TWOFA_MASTER_KEY"); spec != "" {
+		if c.masterKeyFile != "" {
+			return nil, usageError("TWOFA_MASTER_KEY and " + settingName(c.fs, "master-key-file") + " are both set: want one of them")
+		}
 		kr, err := seal.ParseKeyring(spec)
 		if err != nil {
-			return nil, fmt.Errorf("TWOFA_MASTER_KEY: %w", err)
+			return nil, usageError(fmt.Sprintf("TWOFA_MASTER_KEY: %v (%s)", err, wantKeyring))
 		}
 		return kr, nil
 	}
 	if c.masterKeyFile != "" {
-		return seal.LoadKeyFile(c.masterKeyFile)
+		kr, err := seal.LoadKeyFile(c.masterKeyFile)
+		switch {
+		case errors.Is(err, seal.ErrInsecureKeyFile): // which says what it wants
+			return nil, fmt.Errorf("%s: %w", settingName(c.fs, "master-key-file"), err)
+		case err != nil:
+			return nil, fmt.Errorf("%s: %w (%s, in a file of mode 0600 or 0400)", settingName(c.fs, "master-key-file"), err, wantKeyring)
+		}
+		return kr, nil
 	}
 	if c.db != "" {
 		return nil, errors.New("no master key: set TWOFA_MASTER_KEY or --master-key-file (a key is generated only for the embedded database in --data, for development)")
+	}
+	if err := c.makeDataDir(); err != nil {
+		return nil, err
 	}
 	path := filepath.Join(c.data, devKeyFile)
 	kr, err := seal.LoadKeyFile(path)
@@ -171,9 +193,6 @@ func (c *config) keyring(e *env, log *slog.Logger) (*seal.Keyring, error) {
 		key, gerr := seal.GenerateKey()
 		if gerr != nil {
 			return nil, gerr
-		}
-		if err := os.MkdirAll(c.data, 0o700); err != nil {
-			return nil, err
 		}
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
@@ -189,10 +208,11 @@ func (c *config) keyring(e *env, log *slog.Logger) (*seal.Keyring, error) {
 			"path", path)
 		return seal.LoadKeyFile(path)
 	}
-	if err == nil {
-		log.Warn("using the development master key in the data directory; set TWOFA_MASTER_KEY or --master-key-file for production", "path", path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: the development master key: %w", settingName(c.fs, "data"), err)
 	}
-	return kr, err
+	log.Warn("using the development master key in the data directory; set TWOFA_MASTER_KEY or --master-key-file for production", "path", path)
+	return kr, nil
 }
 
 // start makes the logger and opens the store and the Service: what every
@@ -212,7 +232,7 @@ func (c *config) open(ctx context.Context, e *env, log *slog.Logger) (*twofa.Ser
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := c.openStore(ctx)
+	st, err := c.openStore(ctx, log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -23,9 +24,11 @@ const demoTenant = "demo"
 func runDemo(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "demo", "twofa demo [flags]")
 	var addr, demoAddr, data string
-	fs.StringVar(&addr, "addr", "127.0.0.1:8080", "`address` twofa listens on")
-	fs.StringVar(&demoAddr, "demo-addr", "127.0.0.1:8081", "`address` the demo site listens on")
+	var trusted []netip.Prefix
+	stringVar(fs, &addr, "addr", "127.0.0.1:8080", "`address` twofa listens on", checkAddr)
+	stringVar(fs, &demoAddr, "demo-addr", "127.0.0.1:8081", "`address` the demo site listens on", checkAddr)
 	fs.StringVar(&data, "data", "", "`dir`ectory of the database and its development key (default: a temporary one, deleted on exit)")
+	fs.Var(&prefixesValue{&trusted}, "trusted-proxies", "`CIDR`s of reverse proxies in front of twofa, comma-separated, as for twofa serve (default: none)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -90,7 +93,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 
 	servers := []*http.Server{
-		demoServer(web.NewHandler(svc, web.Options{Logger: log, Ready: st.Ping, PublicURL: twofaURL})),
+		demoServer(web.NewHandler(svc, web.Options{Logger: log, Ready: st.Ping, PublicURL: twofaURL, TrustedProxies: trusted})),
 		demoServer(site),
 	}
 	errc := make(chan error, 2)

@@ -46,7 +46,9 @@ func TestExamples(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			argv := c.cmd(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			// A guard against a hung program, not a speed limit: on two
+			// busy CPUs the Java example alone takes 10 s.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 			cmd.Env = append(os.Environ(), "TWOFA_URL="+srv.url, "TWOFA_API_KEY="+key, "TWOFA_USER="+c.user)

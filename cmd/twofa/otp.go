@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -52,10 +53,18 @@ type keyFlags struct {
 
 func (k *keyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.secret, "secret", "", "the base32 `secret`; - reads it from standard input (keeps it out of ps and shell history)")
-	fs.StringVar(&k.algorithm, "algorithm", "SHA1", "HMAC `hash`: SHA1, SHA256 or SHA512")
-	fs.IntVar(&k.digits, "digits", otp.DefaultDigits, "code length, 6 to 8")
-	fs.IntVar(&k.period, "period", otp.DefaultPeriod, "TOTP time step in `seconds`")
-	fs.Int64Var(&k.t0, "t0", 0, "TOTP start time, Unix `seconds`")
+	stringVar(fs, &k.algorithm, "algorithm", "SHA1", "HMAC `hash`: SHA1, SHA256 or SHA512", checkAlgorithm)
+	fs.Var(intVar(&k.digits, otp.DefaultDigits, otp.MinDigits, otp.MaxDigits), "digits", "code `length`, 6 to 8")
+	fs.Var(intVar(&k.period, otp.DefaultPeriod, 1, otp.MaxPeriod), "period", "TOTP time step in `seconds`")
+	fs.Var(&int64Value{&k.t0, 0, math.MaxInt64}, "t0", "TOTP start time, Unix `seconds`")
+}
+
+// checkAlgorithm accepts what otp.ParseAlgorithm does.
+func checkAlgorithm(s string) error {
+	if _, err := otp.ParseAlgorithm(s); err != nil {
+		return errors.New("want SHA1, SHA256 or SHA512")
+	}
+	return nil
 }
 
 func (k *keyFlags) params() (otp.Params, error) {
@@ -79,7 +88,14 @@ func (k *keyFlags) secretBytes(e *env) ([]byte, error) {
 		}
 		s = trimNewline(line)
 	}
-	return otp.DecodeSecret(s)
+	b, err := otp.DecodeSecret(s)
+	if err == nil && len(b) < otp.MinSecretSize {
+		err = otp.ErrSecretTooShort
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--secret: %w (want a base32 secret of at least %d bytes)", err, otp.MinSecretSize)
+	}
+	return b, nil
 }
 
 // parsed returns the key's parameters and secret.
@@ -128,7 +144,8 @@ func runOTPCode(_ context.Context, e *env, args []string) error {
 	var at timeFlag
 	kf.register(fs)
 	fs.Var(&at, "time", "compute at this Unix `time` instead of now")
-	counter := fs.Uint64("counter", 0, "compute the HOTP code for this `counter` instead of a TOTP code")
+	counter := new(uint64)
+	fs.Var(&uint64Value{counter}, "counter", "compute the HOTP code for this `counter` instead of a TOTP code")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -153,22 +170,28 @@ func runOTPVerify(_ context.Context, e *env, args []string) error {
 	var at timeFlag
 	kf.register(fs)
 	fs.Var(&at, "time", "verify at this Unix `time` instead of now")
-	window := fs.Int("window", 1, "accept this many `steps` before and after the current one")
-	behind := fs.Int("behind", -1, "accept this many `steps` before the current one (overrides --window)")
-	ahead := fs.Int("ahead", -1, "accept this many `steps` after the current one (overrides --window)")
-	counter := fs.Uint64("counter", 0, "verify an HOTP code from this `counter` on, looking --ahead (default 0) counters further")
+	var window, behind, ahead int
+	var counter uint64
+	maxSide := otp.MaxWindow - 1
+	fs.Var(intVar(&window, 1, 0, maxSide/2), "window", "accept this many `steps` before and after the current one")
+	fs.Var(intVar(&behind, -1, 0, maxSide), "behind", "accept this many `steps` before the current one (overrides --window)")
+	fs.Var(intVar(&ahead, -1, 0, maxSide), "ahead", "accept this many `steps` after the current one (overrides --window)")
+	fs.Var(&uint64Value{&counter}, "counter", "verify an HOTP code from this `counter` on, looking --ahead (default 0) counters further")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return usageError("verify takes exactly one argument, the code")
 	}
-	w := otp.Window{Behind: *window, Ahead: *window}
-	if *behind >= 0 {
-		w.Behind = *behind
+	w := otp.Window{Behind: window, Ahead: window}
+	if behind >= 0 {
+		w.Behind = behind
 	}
-	if *ahead >= 0 {
-		w.Ahead = *ahead
+	if ahead >= 0 {
+		w.Ahead = ahead
+	}
+	if w.Size() > otp.MaxWindow {
+		return usageError(fmt.Sprintf("--behind and --ahead: want at most %d steps in all", otp.MaxWindow))
 	}
 	k, err := kf.key(e)
 	if err != nil {
@@ -176,7 +199,7 @@ func runOTPVerify(_ context.Context, e *env, args []string) error {
 	}
 	var m otp.Match
 	if flagSet(fs, "counter") {
-		m, err = k.VerifyHOTP(fs.Arg(0), *counter, max(*ahead, 0))
+		m, err = k.VerifyHOTP(fs.Arg(0), counter, max(ahead, 0))
 	} else {
 		m, err = k.Verify(fs.Arg(0), at.time(), w)
 	}
@@ -203,8 +226,8 @@ func (u *uriFlags) register(fs *flag.FlagSet) {
 	u.keyFlags.register(fs)
 	fs.StringVar(&u.issuer, "issuer", "", "the service the key is for, shown by the app")
 	fs.StringVar(&u.account, "account", "", "the account name, shown by the app (such as an email address)")
-	fs.BoolVar(&u.hotp, "hotp", false, "make an HOTP (counter) URI instead of TOTP")
-	fs.Uint64Var(&u.counter, "counter", 0, "initial HOTP `counter`")
+	fs.Var(&boolValue{&u.hotp}, "hotp", "make an HOTP (counter) URI instead of TOTP")
+	fs.Var(&uint64Value{&u.counter}, "counter", "initial HOTP `counter`")
 }
 
 func (u *uriFlags) uri(e *env) (*otp.URI, error) {
@@ -245,17 +268,21 @@ func runOTPQR(_ context.Context, e *env, args []string) error {
 	fs := newFlags(e, "qr", "twofa otp qr (--uri URI | --secret S --issuer I --account A ...) [--png FILE] [--svg FILE] [--size PIXELS]")
 	var uf uriFlags
 	uf.register(fs)
-	uriText := fs.String("uri", "", "an otpauth:// `URI` to draw, instead of building one from the flags")
+	var uriText, recovery string
+	var size, quiet int
+	// Checked after parsing: the flag package would print a bad value,
+	// secret and all.
+	fs.StringVar(&uriText, "uri", "", "an otpauth:// `URI` to draw, instead of building one from the flags")
 	pngFile := fs.String("png", "", "write a PNG to `file` (mode 0600: it holds the secret)")
 	svgFile := fs.String("svg", "", "write an SVG to `file` (mode 0600)")
-	size := fs.Int("size", 256, "PNG width and height in `pixels`")
-	quiet := fs.Int("quiet", otp.DefaultQuietZone, "quiet zone around the code, in `modules`")
-	recovery := fs.String("recovery", "M", "error-correction `level`: L, M, Q or H")
-	invert := fs.Bool("invert", false, "for terminals with a light background")
+	fs.Var(intVar(&size, 256, 21, 4096), "size", "PNG width and height in `pixels`")
+	fs.Var(intVar(&quiet, otp.DefaultQuietZone, 0, 16), "quiet", "quiet zone around the code, in `modules`")
+	stringVar(fs, &recovery, "recovery", "M", "error-correction `level`: L, M, Q or H", oneOf("L", "M", "Q", "H"))
+	invert := boolFlag(fs, "invert", false, "for terminals with a light background")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
-	content := *uriText
+	content := uriText
 	if content == "" {
 		u, err := uf.uri(e)
 		if err != nil {
@@ -265,22 +292,19 @@ func runOTPQR(_ context.Context, e *env, args []string) error {
 			return err
 		}
 	} else if _, err := otp.ParseURI(content); err != nil {
-		return err
+		return fmt.Errorf("--uri: %w (want an otpauth:// key URI)", err)
 	}
-	level, ok := map[string]otp.Recovery{"L": otp.RecoveryL, "M": otp.RecoveryM, "Q": otp.RecoveryQ, "H": otp.RecoveryH}[strings.ToUpper(*recovery)]
-	if !ok {
-		return usageError("--recovery must be L, M, Q or H")
-	}
+	level := map[string]otp.Recovery{"L": otp.RecoveryL, "M": otp.RecoveryM, "Q": otp.RecoveryQ, "H": otp.RecoveryH}[strings.ToUpper(recovery)]
 	q, err := otp.NewQR(content, level)
 	if err != nil {
 		return err
 	}
 	if *pngFile == "" && *svgFile == "" {
-		fmt.Fprint(e.stdout, q.Terminal(*quiet, *invert))
+		fmt.Fprint(e.stdout, q.Terminal(quiet, *invert))
 		return nil
 	}
 	if *pngFile != "" {
-		b, err := q.PNG(*size, *quiet)
+		b, err := q.PNG(size, quiet)
 		if err != nil {
 			return err
 		}
@@ -289,7 +313,7 @@ func runOTPQR(_ context.Context, e *env, args []string) error {
 		}
 	}
 	if *svgFile != "" {
-		if err := os.WriteFile(*svgFile, []byte(q.SVG(*quiet)), 0o600); err != nil {
+		if err := os.WriteFile(*svgFile, []byte(q.SVG(quiet)), 0o600); err != nil {
 			return err
 		}
 	}
@@ -298,18 +322,20 @@ func runOTPQR(_ context.Context, e *env, args []string) error {
 
 func runOTPSecret(_ context.Context, e *env, args []string) error {
 	fs := newFlags(e, "secret", "twofa otp secret [--algorithm A] [--bytes N]")
-	algorithm := fs.String("algorithm", "SHA1", "size the secret for this `hash`: 20 bytes for SHA1, 32 for SHA256, 64 for SHA512")
-	n := fs.Int("bytes", 0, "secret length in `bytes` (at least 16); overrides --algorithm")
+	var algorithm string
+	var n int
+	stringVar(fs, &algorithm, "algorithm", "SHA1", "size the secret for this `hash`: 20 bytes for SHA1, 32 for SHA256, 64 for SHA512", checkAlgorithm)
+	fs.Var(intVar(&n, 0, otp.MinSecretSize, 1024), "bytes", "secret length in `bytes` (at least 16); overrides --algorithm")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
-	alg, err := otp.ParseAlgorithm(*algorithm)
+	alg, err := otp.ParseAlgorithm(algorithm)
 	if err != nil {
 		return err
 	}
 	size := alg.SecretSize()
-	if *n != 0 {
-		size = *n
+	if n != 0 {
+		size = n
 	}
 	secret, err := otp.GenerateSecretSize(size)
 	if err != nil {

@@ -36,7 +36,6 @@ func commands() []command {
 		{"audit", "verify or tail the audit log", runAudit},
 		{"migrate", "create or upgrade the database schema", runMigrate},
 		{"otp", "compute, verify and provision one-time passwords (like oathtool)", runOTP},
-		{"bench", "load-test a running server and check every answer", runBench},
 		{"demo", "run twofa and a demo site that signs in with it, to try it out", runDemo},
 		{"version", "print the version", runVersion},
 	}
@@ -117,6 +116,12 @@ func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
 	}
 	if err != nil {
 		return false, exitError{code: 2} // flag already printed the problem
+	}
+	// A bad value in the environment stops the program even when the
+	// command line overrides it: it is a mistake waiting for the day the
+	// flag is left out.
+	if err := envErrors(fs); err != nil {
+		return false, usageError(err.Error())
 	}
 	return false, nil
 }

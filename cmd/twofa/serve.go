@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"time"
 
 	"github.com/twofa/twofa/web"
@@ -21,29 +24,46 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	c.register(fs, e)
 	c.policyFlags(fs, e)
 	var addr, certFile, keyFile, publicURL, debugAddr string
-	envFlag(fs, e, &addr, "addr", "127.0.0.1:8080", "`address` to listen on")
-	envFlag(fs, e, &publicURL, "public-url", "", "the `URL` end users reach twofa at, for links to the hosted pages (default: from each request's Host)")
+	var trusted []netip.Prefix
+	envFlag(fs, e, &addr, "addr", "127.0.0.1:8080", "`address` to listen on", checkAddr)
+	envFlag(fs, e, &publicURL, "public-url", "", "the `URL` end users reach twofa at, for links to the hosted pages (default: from each request's Host)", optional(checkPublicURL))
 	envFlag(fs, e, &certFile, "tls-cert", "", "TLS certificate `file` (PEM); with --tls-key, serve HTTPS")
 	envFlag(fs, e, &keyFile, "tls-key", "", "TLS private key `file` (PEM)")
-	envFlag(fs, e, &debugAddr, "debug-addr", "", "`address` for Go's profiler (/debug/pprof/), apart from the API; keep it on loopback (default: off)")
+	envFlag(fs, e, &debugAddr, "debug-addr", "", "`address` for Go's profiler (/debug/pprof/), apart from the API; keep it on loopback (default: off)", optional(checkAddr))
+	envVar(fs, e, &prefixesValue{&trusted}, "trusted-proxies", "`CIDR`s of reverse proxies whose X-Forwarded-For or Forwarded names the client of the hosted pages, comma-separated (default: none)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
+	if err := c.checkPolicy(fs); err != nil {
+		return err
+	}
 	if (certFile == "") != (keyFile == "") {
-		return usageError("--tls-cert and --tls-key go together")
+		return usageError(settingName(fs, "tls-cert") + " and " + settingName(fs, "tls-key") + " go together: want both or neither")
+	}
+	var tlsConfig *tls.Config
+	if certFile != "" {
+		// Loaded now, so that a bad file stops the start rather than the
+		// first connection.
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return usageError(fmt.Sprintf("%s and %s: want a PEM certificate and its private key: %v", settingName(fs, "tls-cert"), settingName(fs, "tls-key"), err))
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
 	svc, st, log, err := c.start(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	warnTrustAll(log, trusted)
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           web.NewHandler(svc, web.Options{Logger: log, Ready: st.Ping, PublicURL: publicURL}),
+		Handler:           web.NewHandler(svc, web.Options{Logger: log, Ready: st.Ping, PublicURL: publicURL, TrustedProxies: trusted}),
+		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -51,7 +71,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		MaxHeaderBytes:    64 << 10,
 	}
 	scheme := "http"
-	if certFile != "" {
+	if tlsConfig != nil {
 		scheme = "https"
 	}
 	log.Info("serving", "url", fmt.Sprintf("%s://%s", scheme, ln.Addr()), "version", version)
@@ -88,8 +108,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 
 	errc := make(chan error, 1)
 	go func() {
-		if certFile != "" {
-			errc <- srv.ServeTLS(ln, certFile, keyFile)
+		if tlsConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
 		} else {
 			errc <- srv.Serve(ln)
 		}
@@ -109,6 +129,17 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// warnTrustAll warns of a trusted proxy range that holds every address:
+// then any client may name its own address, and the per-IP limits hold
+// no one.
+func warnTrustAll(log *slog.Logger, trusted []netip.Prefix) {
+	for _, p := range trusted {
+		if p.Bits() == 0 {
+			log.Warn("--trusted-proxies trusts every address: any client can choose the address the per-IP limits and the audit log see", "prefix", p.String())
+		}
+	}
 }
 
 // debugHandler serves Go's profiler, on its own listener so that it is
