@@ -270,11 +270,11 @@ func TestService_Lifecycle(t *testing.T) {
 		f.svc = f.service(t, f.keys, nil)
 		var last twofa.RotationProgress
 		p, err := f.svc.RotateKeys(ctx, func(p twofa.RotationProgress) { last = p })
-		// Two device secrets and four settings were under key 1.
-		if err != nil || p.Done != 6 || p.Total != 6 || last != p {
-			t.Fatalf("RotateKeys: %+v (last progress %+v), %v; want 6 of 6", p, last, err)
+		// Two device secrets and six settings were under key 1.
+		if err != nil || p.Done != 8 || p.Total != 8 || last != p {
+			t.Fatalf("RotateKeys: %+v (last progress %+v), %v; want 8 of 8", p, last, err)
 		}
-		if _, total, stale, _ := f.svc.KeyStatus(ctx); total != 6 || stale != 0 {
+		if _, total, stale, _ := f.svc.KeyStatus(ctx); total != 8 || stale != 0 {
 			t.Errorf("after rotation: %d values, %d stale", total, stale)
 		}
 		retired := newOnlyKeyring(t, f.keys, 2)
