@@ -153,5 +153,3 @@ func (s *Store) RestrictedOnly(ctx context.Context, tenant string) (_ bool, err 
 	}
 	return allow, err
 }
-
-

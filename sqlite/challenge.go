@@ -128,7 +128,9 @@ type tq struct {
 	tx  *sql.Tx
 }
 
-func (q tq) queryRow(query string, args ...any) scanner { return q.tx.QueryRowContext(q.ctx, query, args...) }
+func (q tq) queryRow(query string, args ...any) scanner {
+	return q.tx.QueryRowContext(q.ctx, query, args...)
+}
 func (q tq) query(query string, args ...any) (rowSource, error) {
 	return q.tx.QueryContext(q.ctx, query, args...)
 }
