@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -69,6 +70,9 @@ func ParseURL(raw string) (Endpoint, error) {
 	if ep.Host == "" {
 		return ep, errors.New("no host: want smtp://user@host:port or smtps://user@host:port")
 	}
+	if !validHost(ep.Host) {
+		return ep, fmt.Errorf("host %q: want a host name or an IP address ([::1] for IPv6)", ep.Host)
+	}
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
@@ -121,6 +125,27 @@ func (ep Endpoint) String() string {
 		u.User = url.User(ep.User)
 	}
 	return u.String()
+}
+
+// validHost reports whether h is an IP address or a host name.
+func validHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // loopback reports whether host is this machine, where a password may go
