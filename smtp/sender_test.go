@@ -33,7 +33,7 @@ func newSender(t *testing.T, c Config) *Sender {
 
 // codeMessage is a sign-in code for to, as the outbox hands it over.
 func codeMessage(id, to, code string) *twofa.Outgoing {
-	m := sampleCode(PurposeSignIn)
+	m := sampleCode(twofa.PurposeSignIn)
 	m.ID, m.Body.To, m.Body.Code = id, to, code
 	return m
 }

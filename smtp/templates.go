@@ -30,30 +30,19 @@ import (
 //go:embed templates
 var defaultFS embed.FS
 
-// Purposes of codes that the default templates cover.
-const (
-	PurposeSignIn       = "sign_in"
-	PurposeConfirmEmail = "confirm_email"
-)
-
-// noticeTypes are the audit events that notices are sent for; start-up
-// renders a notice of each, so that a broken override stops it.
+// noticeTypes are the audit events that notices are sent for (see the
+// root's attachNotices); start-up renders a notice of each, so that a
+// broken override stops it.
 var noticeTypes = []twofa.EventType{
-	twofa.EventEnrollStarted,
 	twofa.EventEnrollConfirmed,
 	twofa.EventDeviceRevoked,
 	twofa.EventDeviceRenamed,
 	twofa.EventBackupCodesIssued,
-	eventBackupCodesLow,
-	twofa.EventBackupCodeUsed,
+	twofa.EventBackupCodeUsed, // when few are left
 	twofa.EventDisabled,
 	twofa.EventLocked,
 	twofa.EventUnlocked,
 }
-
-// eventBackupCodesLow is the type of the notice that few backup codes are
-// left; the root package has no event of its own for it yet.
-const eventBackupCodesLow twofa.EventType = "backup_codes_low"
 
 // templates renders messages: the defaults, each replaced by the file of
 // the same name in the operator's directory.
@@ -91,6 +80,7 @@ type noticeData struct {
 	UserAgent string
 	Title     string // from "title:TYPE"
 	What      string // from "what:TYPE"
+	IfYou     string // from "ifyou:TYPE"
 	IfNotYou  string // from "ifnotyou:TYPE"
 	Subject   string
 }
@@ -157,7 +147,7 @@ func loadTemplates(dir string) (*templates, error) {
 			t.purposes = append(t.purposes, strings.TrimSuffix(p, ".subject.txt"))
 		}
 	}
-	for _, name := range []string{"title:default", "what:default", "ifnotyou:default"} {
+	for _, name := range []string{"title:default", "what:default", "ifyou:default", "ifnotyou:default"} {
 		if t.text.Lookup(name) == nil {
 			return nil, fmt.Errorf("smtp: template notice_events.txt (%s) does not define %q, which notices of other events need", t.source["notice_events.txt"], name)
 		}
@@ -197,7 +187,7 @@ func (t *templates) check() error {
 		}
 	}
 	for _, typ := range noticeTypes {
-		for _, factor := range []string{"", "totp", "email"} {
+		for _, factor := range []string{"", twofa.FactorTOTP, twofa.FactorEmail, twofa.FactorBackupCode} {
 			if _, err := t.render(sampleNotice(typ, factor)); err != nil {
 				return err
 			}
@@ -263,7 +253,7 @@ func (t *templates) render(m *twofa.Outgoing) (*rendered, error) {
 		for _, w := range []struct {
 			prefix string
 			dst    *string
-		}{{"title:", &d.Title}, {"what:", &d.What}, {"ifnotyou:", &d.IfNotYou}} {
+		}{{"title:", &d.Title}, {"what:", &d.What}, {"ifyou:", &d.IfYou}, {"ifnotyou:", &d.IfNotYou}} {
 			if *w.dst, err = t.words(w.prefix+string(e.Type), w.prefix+"default", d); err != nil {
 				return nil, err
 			}

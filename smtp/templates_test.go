@@ -19,14 +19,14 @@ var update = flag.Bool("update", false, "rewrite the golden files of rendered te
 // goldenCases are every template rendered with fixed data.
 func goldenCases() map[string]*twofa.Outgoing {
 	cases := map[string]*twofa.Outgoing{
-		"code_sign_in":       sampleCode(PurposeSignIn),
-		"code_confirm_email": sampleCode(PurposeConfirmEmail),
+		"code_sign_in":       sampleCode(twofa.PurposeSignIn),
+		"code_confirm_email": sampleCode(twofa.PurposeConfirm),
 	}
 	for _, typ := range noticeTypes {
-		cases["notice_"+string(typ)] = sampleNotice(typ, "totp")
+		cases["notice_"+string(typ)] = sampleNotice(typ, twofa.FactorTOTP)
 	}
-	cases["notice_enrollment_confirmed_email"] = sampleNotice(twofa.EventEnrollConfirmed, "email")
-	cases["notice_device_revoked_email"] = sampleNotice(twofa.EventDeviceRevoked, "email")
+	cases["notice_enrollment_confirmed_email"] = sampleNotice(twofa.EventEnrollConfirmed, twofa.FactorEmail)
+	cases["notice_device_revoked_email"] = sampleNotice(twofa.EventDeviceRevoked, twofa.FactorEmail)
 	cases["notice_device_revoked_unknown_factor"] = sampleNotice(twofa.EventDeviceRevoked, "")
 	cases["notice_other_event"] = sampleNotice("some_new_event", "")
 	bare := sampleNotice(twofa.EventLocked, "")
@@ -112,7 +112,7 @@ func TestTemplates_EveryNoticeHasItsWords(t *testing.T) {
 // screens and relays' logs show.
 func TestTemplates_CodeInBothParts(t *testing.T) {
 	tt := mustLoad(t, "")
-	for _, p := range []string{PurposeSignIn, PurposeConfirmEmail} {
+	for _, p := range []string{twofa.PurposeSignIn, twofa.PurposeConfirm} {
 		m := sampleCode(p)
 		m.Body.Code, m.Issuer = "90817263", "Example & Co"
 		r, err := tt.render(m)
@@ -221,9 +221,9 @@ func TestTemplates_UserAgentKeptToALine(t *testing.T) {
 func TestTemplates_RenderErrors(t *testing.T) {
 	tt := mustLoad(t, "")
 	noPurpose := sampleCode("recovery")
-	noCode := sampleCode(PurposeSignIn)
+	noCode := sampleCode(twofa.PurposeSignIn)
 	noCode.Body.Code = ""
-	noExpiry := sampleCode(PurposeSignIn)
+	noExpiry := sampleCode(twofa.PurposeSignIn)
 	noExpiry.Body.CodeExpires = time.Time{}
 	noEvent := sampleNotice(twofa.EventLocked, "")
 	noEvent.Body.Event = nil
@@ -255,7 +255,7 @@ func TestLoadTemplates_Override(t *testing.T) {
 		"notice.html":              `<!DOCTYPE html><html lang="fr"><title>{{.Subject}}</title><p>{{.What}}</p></html>`,
 	})
 	tt := mustLoad(t, dir)
-	r, err := tt.render(sampleCode(PurposeSignIn))
+	r, err := tt.render(sampleCode(twofa.PurposeSignIn))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +287,7 @@ func TestLoadTemplates_Errors(t *testing.T) {
 		{"empty subject", map[string]string{"notice.subject.txt": "  {{/* nothing */}} "}, []string{"notice.subject.txt", "empty subject"}},
 		{"misspelt name", map[string]string{"code_signin.txt": "{{.Code}}"}, []string{"code_signin.txt", "replaces no template"}},
 		{"events without defaults", map[string]string{"notice_events.txt": `{{define "title:user_locked"}}locked{{end}}`}, []string{"notice_events.txt", "title:default"}},
-		{"events that fail", map[string]string{"notice_events.txt": `{{define "title:default"}}{{.Nope}}{{end}}{{define "what:default"}}{{end}}{{define "ifnotyou:default"}}{{end}}`}, []string{"notice_events.txt", "Nope"}},
+		{"events that fail", map[string]string{"notice_events.txt": `{{define "title:default"}}{{.Nope}}{{end}}{{define "what:default"}}{{end}}{{define "ifyou:default"}}{{end}}{{define "ifnotyou:default"}}{{end}}`}, []string{"notice_events.txt", "Nope"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
