@@ -384,3 +384,56 @@ func TestSender_StringHidesPassword(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// TestSender_Concurrent: one Sender serves many sends at once, each on its
+// own connection (run with -race).
+func TestSender_Concurrent(t *testing.T) {
+	cert := newTestCert(t)
+	ts := startServer(t, serverOpts{tls: cert.serverConfig()})
+	ts.set(func(ts *testServer) { ts.mechs, ts.user, ts.password = []string{"PLAIN"}, "alice", "s3cret" })
+	s := newSender(t, Config{URL: ts.url("smtp", "alice", ""), Password: "s3cret", RootCAs: cert.pool})
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			errs <- s.Send(t.Context(), codeMessage(fmt.Sprintf("msg_c%d", i), fmt.Sprintf("u%d@example.com", i), "10203040"))
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if n := len(ts.received()); n != 8 {
+		t.Errorf("%d messages, want 8", n)
+	}
+}
+
+// TestSender_UnicodeHeaders: a name or subject beyond ASCII arrives as it
+// was written.
+func TestSender_UnicodeHeaders(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	s := newSender(t, Config{URL: ts.url("smtp", "", "tls=none"), From: "Zürcher Bank Sicherheit <sicherheit@zuercher.example>"})
+	m := codeMessage("msg_u1", "jürg@example.com", "10203040")
+	m.Issuer = "Zürcher Bank"
+	if err := s.Send(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	r := ts.received()
+	if len(r) != 1 {
+		t.Fatalf("%d messages, want 1", len(r))
+	}
+	p := parseMail(t, r[0].data)
+	if got, want := p.subject(t), "Your Zürcher Bank sign-in code"; got != want {
+		t.Errorf("Subject %q, want %q", got, want)
+	}
+	from, err := p.header.AddressList("From")
+	if err != nil || len(from) != 1 || from[0].Name != "Zürcher Bank Sicherheit" {
+		t.Errorf("From %v (%v), want the name Zürcher Bank Sicherheit", from, err)
+	}
+	if !strings.Contains(p.text, "Zürcher Bank will never ask") || !strings.Contains(p.html, "Zürcher Bank") {
+		t.Errorf("the parts lack the issuer")
+	}
+	if r[0].to != "jürg@example.com" {
+		t.Errorf("envelope recipient %q, want jürg@example.com", r[0].to)
+	}
+}
