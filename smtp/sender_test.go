@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/textproto"
 	"strings"
 	"testing"
 	"time"
@@ -435,5 +436,56 @@ func TestSender_UnicodeHeaders(t *testing.T) {
 	}
 	if r[0].to != "jürg@example.com" {
 		t.Errorf("envelope recipient %q, want jürg@example.com", r[0].to)
+	}
+}
+
+// TestSender_DeliveredThenConnectionLost: once the server has taken the
+// message, a connection lost before QUIT is answered is a success; a
+// retry would deliver the message twice.
+func TestSender_DeliveredThenConnectionLost(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	took := make(chan bool, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		tp := textproto.NewConn(c)
+		tp.PrintfLine("220 test ESMTP")
+		for {
+			line, err := tp.ReadLine()
+			if err != nil {
+				return
+			}
+			switch cmd := strings.ToUpper(strings.Fields(line + " x")[0]); cmd {
+			case "EHLO", "HELO":
+				tp.PrintfLine("250 test")
+			case "MAIL", "RCPT":
+				tp.PrintfLine("250 ok")
+			case "DATA":
+				tp.PrintfLine("354 go on")
+				if _, err := tp.ReadDotBytes(); err != nil {
+					return
+				}
+				tp.PrintfLine("250 queued")
+				took <- true
+			default: // QUIT, or anything else: hang up without a word
+				return
+			}
+		}
+	}()
+	s := newSender(t, Config{URL: "smtp://" + ln.Addr().String() + "?tls=none"})
+	if err := s.Send(t.Context(), codeMessage("msg_1", "bob@example.com", "11112222")); err != nil {
+		t.Errorf("got %v, want success: the server took the message", err)
+	}
+	select {
+	case <-took:
+	default:
+		t.Error("the server never took the message")
 	}
 }
