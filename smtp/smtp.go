@@ -70,14 +70,11 @@ func New(c Config) (*Sender, error) {
 	if ep.User == "" && c.Password != "" {
 		return nil, errors.New("smtp: a password is given but the URL names no user (smtp://USER@host)")
 	}
-	from, err := mail.ParseAddress(c.From)
-	if err != nil || c.From == "" {
-		return nil, fmt.Errorf("smtp: the from address %q: want name@domain or \"Name <name@domain>\"", c.From)
+	from, err := ParseFrom(c.From)
+	if err != nil {
+		return nil, fmt.Errorf("smtp: the from address: %w", err)
 	}
 	_, domain, _ := strings.Cut(from.Address, "@")
-	if !dotAtom(domain) {
-		return nil, fmt.Errorf("smtp: the from address %q: want a domain name after the @, for the Message-ID", c.From)
-	}
 	if c.Timeout < 0 {
 		return nil, errors.New("smtp: a negative timeout")
 	}
@@ -92,6 +89,21 @@ func New(c Config) (*Sender, error) {
 		ep: ep, password: c.Password, from: from, domain: domain, timeout: c.Timeout, t: t,
 		tls: &tls.Config{ServerName: ep.Host, RootCAs: c.RootCAs, MinVersion: tls.VersionTLS12},
 	}, nil
+}
+
+// ParseFrom reads a sender: name@domain, or "Name <name@domain>". The
+// domain must be a name (not an address literal): it ends every
+// Message-ID.
+func ParseFrom(s string) (*mail.Address, error) {
+	from, err := mail.ParseAddress(s)
+	if err != nil || s == "" {
+		return nil, fmt.Errorf("%q: want name@domain or \"Name <name@domain>\"", s)
+	}
+	_, domain, _ := strings.Cut(from.Address, "@")
+	if !dotAtom(domain) {
+		return nil, fmt.Errorf("%q: want a domain name after the @, for the Message-ID", s)
+	}
+	return from, nil
 }
 
 // String names the server, never the password.

@@ -62,7 +62,7 @@ func ParseURL(raw string) (Endpoint, error) {
 	}
 	if u.User != nil {
 		if _, ok := u.User.Password(); ok {
-			return ep, errors.New("the URL holds a password: give it apart (the password file or its environment variable)")
+			return ep, errors.New("the URL holds a password: want it apart, in a password file or an environment variable")
 		}
 		ep.User = u.User.Username()
 	}
@@ -80,7 +80,7 @@ func ParseURL(raw string) (Endpoint, error) {
 		}
 		ep.Port = n
 	} else if strings.HasSuffix(u.Host, ":") {
-		return ep, errors.New("empty port: give one or leave out the colon")
+		return ep, errors.New("empty port: want a port after the colon, or no colon")
 	}
 	if u.Path != "" && u.Path != "/" || u.Fragment != "" || u.RawFragment != "" {
 		return ep, errors.New("a path or fragment: want only smtp[s]://user@host:port and ?tls=")
@@ -91,15 +91,15 @@ func ParseURL(raw string) (Endpoint, error) {
 	}
 	for k, v := range q {
 		if k != "tls" {
-			return ep, fmt.Errorf("unknown parameter %q: the only one is tls", k)
+			return ep, fmt.Errorf("unknown parameter %q: want only tls", k)
 		}
 		if len(v) != 1 {
-			return ep, errors.New("tls given more than once")
+			return ep, errors.New("tls given more than once: want it once")
 		}
 		mode := TLS(v[0])
 		switch {
 		case ep.TLS == TLSImplicit && mode != TLSRequired:
-			return ep, fmt.Errorf("tls=%s with smtps://, which is always TLS: use smtp:// for STARTTLS or none", v[0])
+			return ep, fmt.Errorf("tls=%s with smtps://, which is always TLS: want smtp:// for STARTTLS or none", v[0])
 		case ep.TLS == TLSImplicit:
 		case mode == TLSRequired || mode == TLSOpportunistic || mode == TLSNone:
 			ep.TLS = mode
@@ -108,7 +108,7 @@ func ParseURL(raw string) (Endpoint, error) {
 		}
 	}
 	if ep.User != "" && ep.TLS == TLSNone && !loopback(ep.Host) {
-		return ep, errors.New("a user with tls=none: the password would cross the network in the clear; use TLS, or a relay on a loopback address")
+		return ep, errors.New("a user with tls=none: the password would cross the network in the clear: want TLS, or a relay on a loopback address")
 	}
 	return ep, nil
 }

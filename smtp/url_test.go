@@ -63,8 +63,8 @@ func TestParseURL_Errors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		_, err := ParseURL(tt.in)
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("ParseURL(%q): got %v, want an error about %q", tt.in, err, tt.want)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "want") {
+			t.Errorf("ParseURL(%q): got %v, want an error about %q that says what it wants", tt.in, err, tt.want)
 		}
 		if err != nil && strings.Contains(err.Error(), "pw-in-url") {
 			t.Errorf("ParseURL(%q): the error %q repeats the password", tt.in, err)

@@ -18,78 +18,106 @@ type mailConfig struct {
 	passwordFile string
 	from         string
 	templates    string
+	fs           *flag.FlagSet // to name each setting as it was given
 }
+
+// envSMTPPassword holds the SMTP password, for those who would rather
+// not keep it in a file; it has no flag, which would show it in ps.
+const envSMTPPassword = "TWOFA_SMTP_PASSWORD"
 
 // register registers the mail flags; each also comes from its TWOFA_*
 // variable, and the password from $TWOFA_SMTP_PASSWORD.
 func (m *mailConfig) register(fs *flag.FlagSet, e *env) {
+	m.fs = fs
 	envFlag(fs, e, &m.url, "smtp-url", "", "SMTP server `URL`: smtps://user@host:port (TLS, port 465) or smtp://user@host:port?tls=required|opportunistic|none (STARTTLS, port 587); none: no email")
-	envFlag(fs, e, &m.passwordFile, "smtp-password-file", "", "`file` holding the SMTP password; or set $TWOFA_SMTP_PASSWORD")
+	envFlag(fs, e, &m.passwordFile, "smtp-password-file", "", "`file` holding the SMTP password; or set $"+envSMTPPassword)
 	envFlag(fs, e, &m.from, "mail-from", "", "the `address` email comes from, with a name if wanted: \"ACME Security <security@acme.example>\"")
 	envFlag(fs, e, &m.templates, "mail-templates", "", "`dir`ectory of email templates that replace the built-in ones of the same name")
 }
 
+// named names a mail setting as it was given: the flag if it was on the
+// command line, else its environment variable.
+func (m *mailConfig) named(name string) string {
+	given := false
+	if m.fs != nil {
+		m.fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	}
+	if !given && m.fs != nil {
+		return "TWOFA_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	}
+	return "--" + name
+}
+
 // sender builds the email Sender, or returns nil when no SMTP server is
-// configured. A setting that is wrong or incomplete stops the program.
+// configured. A setting that is wrong or incomplete stops the program
+// with a message that names it and says what it wants; the password never
+// appears in one.
 func (m *mailConfig) sender(e *env) (twofa.Sender, error) {
-	envPassword := e.getenv("TWOFA_SMTP_PASSWORD")
+	envPassword := e.getenv(envSMTPPassword)
 	if m.url == "" {
-		var set []string
 		for _, s := range []struct{ name, v string }{
-			{"--smtp-password-file", m.passwordFile}, {"$TWOFA_SMTP_PASSWORD", envPassword},
-			{"--mail-from", m.from}, {"--mail-templates", m.templates},
+			{m.named("smtp-password-file"), m.passwordFile}, {envSMTPPassword, envPassword},
+			{m.named("mail-from"), m.from}, {m.named("mail-templates"), m.templates},
 		} {
 			if s.v != "" {
-				set = append(set, s.name)
+				return nil, usageError(s.name + " is set but --smtp-url is not: want the SMTP server too, or no mail settings")
 			}
-		}
-		if len(set) > 0 {
-			return nil, usageError(strings.Join(set, ", ") + " set without --smtp-url: give the SMTP server, or leave out the mail settings")
 		}
 		return nil, nil
 	}
+	url := m.named("smtp-url")
 	ep, err := smtp.ParseURL(m.url)
 	if err != nil {
-		return nil, usageError("--smtp-url: " + err.Error())
+		return nil, usageError(url + ": " + err.Error())
 	}
 	if m.from == "" {
-		return nil, usageError("--smtp-url needs --mail-from, the address email comes from")
+		return nil, usageError(url + " is set but --mail-from is not: want the address email comes from")
+	}
+	if _, err := smtp.ParseFrom(m.from); err != nil {
+		return nil, usageError(m.named("mail-from") + ": " + err.Error())
 	}
 	password := envPassword
 	if m.passwordFile != "" {
 		if envPassword != "" {
-			return nil, usageError("both --smtp-password-file and $TWOFA_SMTP_PASSWORD are set: give one")
+			return nil, usageError(envSMTPPassword + " and " + m.named("smtp-password-file") + " are both set: want one")
 		}
-		if password, err = readPasswordFile(m.passwordFile); err != nil {
+		if password, err = m.readPassword(); err != nil {
 			return nil, err
 		}
 	}
 	switch {
 	case ep.User != "" && password == "":
-		return nil, usageError("--smtp-url names a user but no password is given: set --smtp-password-file or $TWOFA_SMTP_PASSWORD")
+		return nil, usageError(url + " names a user but no password is given: want --smtp-password-file or " + envSMTPPassword)
 	case ep.User == "" && password != "":
-		return nil, usageError("an SMTP password is given but --smtp-url names no user (smtp://USER@host)")
+		return nil, usageError("a password is given but " + url + " names no user: want smtp://USER@host")
+	}
+	if m.templates != "" {
+		if fi, err := os.Stat(m.templates); err != nil || !fi.IsDir() {
+			return nil, usageError(fmt.Sprintf("%s %q: want a directory of templates", m.named("mail-templates"), m.templates))
+		}
 	}
 	s, err := smtp.New(smtp.Config{URL: m.url, Password: password, From: m.from, Templates: m.templates})
 	if err != nil {
-		return nil, usageError(err.Error())
+		// All else passed: what is left is the templates.
+		return nil, usageError(m.named("mail-templates") + ": " + err.Error() + ": want templates that parse and run (docs/operations.md)")
 	}
 	return s, nil
 }
 
-// readPasswordFile reads a password file: one line, its line ending
+// readPassword reads the password file: one line, its line ending
 // dropped.
-func readPasswordFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
+func (m *mailConfig) readPassword() (string, error) {
+	name := m.named("smtp-password-file")
+	b, err := os.ReadFile(m.passwordFile)
 	if err != nil {
-		return "", fmt.Errorf("--smtp-password-file: %w", err)
+		return "", usageError(fmt.Sprintf("%s: %v: want a file holding the SMTP password", name, err))
 	}
 	pw := strings.TrimRight(string(b), "\r\n")
 	switch {
 	case pw == "":
-		return "", usageError("--smtp-password-file: the file is empty")
+		return "", usageError(name + ": the file is empty: want the SMTP password in it")
 	case strings.ContainsAny(pw, "\r\n"):
-		return "", usageError("--smtp-password-file: the file holds more than one line")
+		return "", usageError(name + ": the file holds more than one line: want the SMTP password alone")
 	}
 	return pw, nil
 }

@@ -65,21 +65,26 @@ func TestMailConfig_Sender(t *testing.T) {
 			want: "smtp://alice@mail.acme.example:587?tls=required"},
 		{name: "no user, no password", args: []string{"--smtp-url", "smtp://127.0.0.1:25?tls=none", from, "--mail-templates", tmplDir},
 			want: "smtp://127.0.0.1:25?tls=none"},
-		{name: "from without a server", args: []string{from}, wantErr: "--mail-from set without --smtp-url"},
-		{name: "password without a server", env: map[string]string{"TWOFA_SMTP_PASSWORD": "x"}, wantErr: "$TWOFA_SMTP_PASSWORD set without --smtp-url"},
-		{name: "no from", args: []string{"--smtp-url", "smtp://mail.acme.example"}, wantErr: "needs --mail-from"},
+		{name: "from without a server", args: []string{from}, wantErr: "--mail-from is set but --smtp-url is not"},
+		{name: "password without a server", env: map[string]string{"TWOFA_SMTP_PASSWORD": "x"}, wantErr: "TWOFA_SMTP_PASSWORD is set but --smtp-url is not"},
+		{name: "no from", args: []string{"--smtp-url", "smtp://mail.acme.example"}, wantErr: "--smtp-url is set but --mail-from is not"},
 		{name: "bad URL", args: []string{"--smtp-url", "http://mail.acme.example", from}, wantErr: "--smtp-url: scheme"},
-		{name: "password in the URL", args: []string{"--smtp-url", "smtp://alice:hunter2-secret@mail.acme.example", from}, wantErr: "holds a password"},
-		{name: "user without password", args: []string{"--smtp-url", "smtp://alice@mail.acme.example", from}, wantErr: "no password is given"},
-		{name: "password without user", args: []string{"--smtp-url", "smtp://mail.acme.example", "--smtp-password-file", pwFile, from}, wantErr: "names no user"},
+		{name: "password in the URL", args: []string{"--smtp-url", "smtp://alice:hunter2-secret@mail.acme.example", from}, wantErr: "--smtp-url: the URL holds a password"},
+		{name: "user without password", args: []string{"--smtp-url", "smtp://alice@mail.acme.example", from}, wantErr: "--smtp-url names a user but no password is given"},
+		{name: "password without user", args: []string{"--smtp-url", "smtp://mail.acme.example", "--smtp-password-file", pwFile, from}, wantErr: "a password is given but --smtp-url names no user"},
 		{name: "two passwords", args: []string{"--smtp-url", "smtp://alice@mail.acme.example", "--smtp-password-file", pwFile, from},
-			env: map[string]string{"TWOFA_SMTP_PASSWORD": "hunter2-secret"}, wantErr: "give one"},
-		{name: "missing password file", args: []string{"--smtp-url", "smtp://alice@mail.acme.example", "--smtp-password-file", filepath.Join(dir, "nope"), from}, wantErr: "--smtp-password-file"},
-		{name: "empty password file", args: []string{"--smtp-url", "smtp://alice@mail.acme.example", "--smtp-password-file", empty, from}, wantErr: "empty"},
-		{name: "two-line password file", args: []string{"--smtp-url", "smtp://alice@mail.acme.example", "--smtp-password-file", twoLines, from}, wantErr: "more than one line"},
-		{name: "bad from", args: []string{"--smtp-url", "smtp://mail.acme.example", "--mail-from", "security at acme"}, wantErr: "from address"},
-		{name: "broken template", args: []string{"--smtp-url", "smtp://mail.acme.example", from, "--mail-templates", badTmpl}, wantErr: "notice.txt"},
-		{name: "no template directory", args: []string{"--smtp-url", "smtp://mail.acme.example", from, "--mail-templates", filepath.Join(dir, "nope")}, wantErr: "templates directory"},
+			env: map[string]string{"TWOFA_SMTP_PASSWORD": "hunter2-secret"}, wantErr: "TWOFA_SMTP_PASSWORD and --smtp-password-file are both set"},
+		{name: "missing password file", args: []string{"--smtp-url", "smtp://alice@mail.acme.example", "--smtp-password-file", filepath.Join(dir, "nope"), from}, wantErr: "--smtp-password-file: open"},
+		{name: "empty password file", args: []string{"--smtp-url", "smtp://alice@mail.acme.example", "--smtp-password-file", empty, from}, wantErr: "--smtp-password-file: the file is empty"},
+		{name: "two-line password file", args: []string{"--smtp-url", "smtp://alice@mail.acme.example", "--smtp-password-file", twoLines, from}, wantErr: "--smtp-password-file: the file holds more than one line"},
+		{name: "bad from", args: []string{"--smtp-url", "smtp://mail.acme.example", "--mail-from", "security at acme"}, wantErr: "--mail-from: \"security at acme\""},
+		{name: "bad URL from the environment", env: map[string]string{"TWOFA_SMTP_URL": "http://mail.acme.example", "TWOFA_MAIL_FROM": "security@acme.example"}, wantErr: "TWOFA_SMTP_URL: scheme"},
+		{name: "from from the environment without a server", env: map[string]string{"TWOFA_MAIL_FROM": "security@acme.example"}, wantErr: "TWOFA_MAIL_FROM is set but --smtp-url is not"},
+		{name: "password file from the environment", args: []string{"--smtp-url", "smtp://alice@mail.acme.example", from},
+			env: map[string]string{"TWOFA_SMTP_PASSWORD_FILE": empty}, wantErr: "TWOFA_SMTP_PASSWORD_FILE: the file is empty"},
+		{name: "from address literal", args: []string{"--smtp-url", "smtp://mail.acme.example", "--mail-from", "security@[10.0.0.1]"}, wantErr: "--mail-from: \"security@[10.0.0.1]\": want a domain name"},
+		{name: "broken template", args: []string{"--smtp-url", "smtp://mail.acme.example", from, "--mail-templates", badTmpl}, wantErr: "--mail-templates: smtp: template notice.txt"},
+		{name: "no template directory", args: []string{"--smtp-url", "smtp://mail.acme.example", from, "--mail-templates", filepath.Join(dir, "nope")}, wantErr: "--mail-templates \""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,8 +93,8 @@ func TestMailConfig_Sender(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("got %v, want an error about %q", err, tt.wantErr)
 				}
-				if exitCode(err) != 2 && !strings.Contains(tt.name, "missing") {
-					t.Errorf("exit code %d, want 2 for a setting", exitCode(err))
+				if exitCode(err) != 2 || !strings.Contains(err.Error(), "want") {
+					t.Errorf("%q: exit code %d; want 2, and a message that says what it wants", err, exitCode(err))
 				}
 				if strings.Contains(err.Error(), "hunter2") {
 					t.Errorf("the error %q shows the password", err)
