@@ -35,18 +35,9 @@ func (m *mailConfig) register(fs *flag.FlagSet, e *env) {
 	envFlag(fs, e, &m.templates, "mail-templates", "", "`dir`ectory of email templates that replace the built-in ones of the same name")
 }
 
-// named names a mail setting as it was given: the flag if it was on the
-// command line, else its environment variable.
-func (m *mailConfig) named(name string) string {
-	given := false
-	if m.fs != nil {
-		m.fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
-	}
-	if !given && m.fs != nil {
-		return "TWOFA_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-	}
-	return "--" + name
-}
+// named names a mail setting as it was given: the flag, or its
+// environment variable.
+func (m *mailConfig) named(name string) string { return settingName(m.fs, name) }
 
 // sender builds the email Sender, or returns nil when no SMTP server is
 // configured. A setting that is wrong or incomplete stops the program
