@@ -161,10 +161,9 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 
 // loginServer is the server side of AUTH LOGIN, which go-sasl lacks.
 type loginServer struct {
-	check      func(user, password string) error
-	step       int
-	user       string
-	passwordIn string
+	check func(user, password string) error
+	step  int
+	user  string
 }
 
 func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
