@@ -42,6 +42,14 @@ if ((${#missing[@]})); then
 		apt-get install -y -qq --no-install-recommends "$p" >/dev/null
 	done
 fi
+# mailpit (internal/mailpit), a real SMTP server with an HTTP API, built from
+# its module into the git-ignored .tools/bin: about 2 minutes the first time.
+mailpit_version=v1.33.1
+mailpit_built=$(go version -m "$root/.tools/bin/mailpit" 2>/dev/null || true)
+if ! grep -qF "$(printf '\tmod\tgithub.com/axllent/mailpit\t%s\t' "$mailpit_version")" <<<"$mailpit_built"; then
+	echo "install-test-deps: installing mailpit $mailpit_version into .tools/bin (go install)"
+	GOBIN=$root/.tools/bin go install "github.com/axllent/mailpit@$mailpit_version"
+fi
 if ! node_ok; then
 	echo "install-test-deps: node >= $min_node and npm are needed for otplib; have node $(node --version 2>/dev/null || echo none)" >&2
 	exit 1
