@@ -6,6 +6,7 @@
 #   oathtool, zbarimg, pyotp (Debian's, for /usr/bin/python3)  via apt-get
 #   chromium and a font for its pages (the browser tests)        via apt-get
 #   otplib, pinned in otp/testdata/interop/node/package-lock.json via npm ci
+#   mailpit, for the email tests (internal/mailpit)          via go install into .tools/bin
 #   postgresql, when no server is there for the tests       via apt-get
 #     (scripts/install-postgres.sh; scripts/with-postgres.sh starts it)
 set -euo pipefail
