@@ -70,10 +70,13 @@ type AuditEvent struct {
 
 	// Messages are what the change the event records sends (notices,
 	// codes, webhook deliveries): a store adds them to the outbox in the
-	// transaction that appends the event. They are not part of the entry.
+	// transaction that appends the event, reading them after it has
+	// linked the event (Link, LinkIn), which adds the tenant's webhook
+	// message. They are not part of the entry.
 	Messages []*Message
 
-	chain *AuditChain // set by AuditChain.Prepare; unexported so it is never stored or printed
+	chain   *AuditChain     // set by AuditChain.Prepare; unexported so it is never stored or printed
+	webhook *pendingWebhook // the tenant's webhook message, made by LinkIn
 }
 
 // AuditChain links audit events with a secret key. The Service keeps the
@@ -121,7 +124,10 @@ func (e *AuditEvent) Link(seq int64, prev []byte) error {
 	return e.LinkIn(0, seq, prev)
 }
 
-// LinkIn is Link for an entry of the given chain.
+// LinkIn is Link for an entry of the given chain. It also adds the
+// event's webhook message, if its tenant has a webhook that wants it, to
+// Messages (once, however often the event is linked): made now, it tells
+// the event as the store appends it.
 func (e *AuditEvent) LinkIn(chain int, seq int64, prev []byte) error {
 	if e.chain == nil {
 		return ErrUnprepared
@@ -133,7 +139,7 @@ func (e *AuditEvent) LinkIn(chain int, seq int64, prev []byte) error {
 	e.Time = e.Time.UTC().Truncate(time.Microsecond)
 	e.PrevHash = append([]byte(nil), prev...)
 	e.Hash = e.chain.sum(e)
-	return nil
+	return e.finishWebhook()
 }
 
 // sum is HMAC-SHA-256(key, encoding of the event and its predecessor's hash).

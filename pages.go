@@ -46,7 +46,7 @@ func (l *Link) Ref() UserRef { return UserRef{Tenant: l.Tenant, User: l.User} }
 // AuditDetail names the link in audit entries: its kind and ID.
 func (l *Link) AuditDetail() string { return fmt.Sprintf("%s link %s", l.Kind, l.ID) }
 
-// Tenant holds a tenant's settings for the hosted prompt.
+// Tenant holds a tenant's settings for the hosted prompt and its webhook.
 type Tenant struct {
 	ID string
 	// PromptKey is the sealed key that signs prompt requests and results;
@@ -56,8 +56,16 @@ type Tenant struct {
 	// ReturnURLs are the URLs the prompt may send users back to. A
 	// request's return URL must start with one of them.
 	ReturnURLs []string
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// WebhookURL receives the tenant's events ("": no webhook);
+	// WebhookSecret is its sealed signing secret and WebhookKeyID that
+	// secret's master key ID; WebhookEvents limit it to those event types
+	// (none: every event). See webhooks.go.
+	WebhookURL    string
+	WebhookSecret []byte
+	WebhookKeyID  uint32
+	WebhookEvents []EventType
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // PageStore keeps what the hosted pages need.

@@ -107,6 +107,8 @@ func (s *Service) reseal(ctx context.Context, v SealedSecret) error {
 		ad = settingAD(v.Setting)
 	case v.PromptKeyOf != "":
 		ad = promptKeyAD(v.PromptKeyOf)
+	case v.WebhookOf != "":
+		ad = webhookSecretAD(v.WebhookOf)
 	default:
 		return fmt.Errorf("sealed value %s: neither a device nor a setting", v.Ref)
 	}

@@ -33,8 +33,9 @@ type Service struct {
 	codeKey  []byte
 	indexKey []byte
 
-	apiKeys keyCache
-	walks   auditWalks // audit verification, one walk at a time
+	apiKeys  keyCache
+	walks    auditWalks // audit verification, one walk at a time
+	webhooks webhookCache
 }
 
 // Options configure a Service. The zero value takes the defaults.
@@ -153,13 +154,17 @@ func (s *Service) key(d *Device) (*otp.Key, error) {
 	return otp.NewKey(secret, d.Params)
 }
 
-// event returns a prepared audit event carrying the request's Meta.
+// event returns a prepared audit event carrying the request's Meta, and
+// the tenant's webhook message if the tenant has a webhook that wants it
+// (webhook_enqueue.go).
 func (s *Service) event(ctx context.Context, t EventType, ref UserRef, device string, now time.Time) *AuditEvent {
 	m := MetaFrom(ctx)
-	return s.chain.Prepare(&AuditEvent{
+	e := s.chain.Prepare(&AuditEvent{
 		Time: now, Type: t, Tenant: ref.Tenant, User: ref.User, Device: device,
 		Actor: m.Actor, IP: m.IP, UserAgent: m.UserAgent,
 	})
+	s.attachWebhook(ctx, e)
+	return e
 }
 
 // audit appends events outside another change, logging a failure: the

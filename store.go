@@ -33,6 +33,7 @@ type Store interface {
 	APIKeyStore
 	PageStore
 	ChallengeStore
+	WebhookStore
 }
 
 // DeviceStore keeps users and their devices.
@@ -290,10 +291,11 @@ type SecretStore interface {
 
 // SealedSecret is a sealed value and what its associated data is made of.
 type SealedSecret struct {
-	Ref         string // opaque, unique and ordered: "device:<id>", "setting:<name>" or "tenant:<id>"
+	Ref         string // opaque, unique and ordered: "device:<id>", "setting:<name>", "tenant:<id>" or "webhook:<tenant>"
 	Setting     string // the setting's name, for settings
 	Device      *Device
 	PromptKeyOf string // the tenant, for a tenant's prompt key (stores that keep tenants)
+	WebhookOf   string // the tenant, for a tenant's webhook secret
 	Blob        []byte
 	KeyID       uint32
 }

@@ -197,6 +197,9 @@ func (e *malformedError) Unwrap() error { return e.err }
 // none can be guessed outside the lockout.
 func (s *Service) attempt(ctx context.Context, ref UserRef, f factorAttempt) (*verdict, error) {
 	now := s.now()
+	// The check makes the events, in the store's transaction, where the
+	// store must not be asked for the tenant's webhook.
+	ctx = s.withWebhook(ctx, ref.Tenant)
 	lim := s.limitsFor(ctx, ref, f)
 	req := AttemptRequest{Ref: ref, Now: now, Hits: hitsOf(lim.counted), Peeks: hitsOf(lim.peeks), Reads: f.reads(s, ref)}
 	counted := lim.counted

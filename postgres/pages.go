@@ -118,14 +118,19 @@ func (s *Store) UpgradeLinkHashes(ctx context.Context, rehash func([]byte) []byt
 }
 
 // Tenant returns a tenant's settings. ErrNotFound. ReturnURLs is nil when
-// the tenant has none, and PromptKey nil when it has no prompt key.
+// the tenant has none, PromptKey nil when it has no prompt key, and the
+// webhook's fields zero when it has no webhook.
 func (s *Store) Tenant(ctx context.Context, id string) (_ *twofa.Tenant, err error) {
 	defer wrap(&err, "Tenant")
 	var t twofa.Tenant
-	var keyID int64
-	var urls []string
-	err = s.pool.QueryRow(ctx, `SELECT id, prompt_key, key_id, return_urls, created_at, updated_at FROM tenants WHERE id = $1`, id).
-		Scan(&t.ID, &t.PromptKey, &keyID, &urls, when(&t.CreatedAt), when(&t.UpdatedAt))
+	var keyID, hookKeyID int64
+	var urls, hookEvents []string
+	var hookURL *string
+	err = s.pool.QueryRow(ctx, `SELECT id, prompt_key, key_id, return_urls,
+			webhook_url, webhook_secret, webhook_key_id, webhook_events, created_at, updated_at
+		FROM tenants WHERE id = $1`, id).
+		Scan(&t.ID, &t.PromptKey, &keyID, &urls, &hookURL, &t.WebhookSecret, &hookKeyID, &hookEvents,
+			when(&t.CreatedAt), when(&t.UpdatedAt))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("tenant %s: %w", id, twofa.ErrNotFound)
 	}
@@ -135,6 +140,13 @@ func (s *Store) Tenant(ctx context.Context, id string) (_ *twofa.Tenant, err err
 	t.KeyID = uint32(keyID)
 	if len(urls) > 0 {
 		t.ReturnURLs = urls
+	}
+	if hookURL != nil {
+		t.WebhookURL = *hookURL
+	}
+	t.WebhookKeyID = uint32(hookKeyID)
+	for _, e := range hookEvents {
+		t.WebhookEvents = append(t.WebhookEvents, twofa.EventType(e))
 	}
 	return &t, nil
 }
@@ -172,6 +184,35 @@ func (s *Store) SetReturnURLs(ctx context.Context, tenant string, urls []string,
 			VALUES ($1, $2, $3, $3)
 			ON CONFLICT (id) DO UPDATE SET return_urls = EXCLUDED.return_urls, updated_at = EXCLUDED.updated_at`,
 			tenant, urls, tstz(now))
+		return appendEvents(ctx, tx, b, e)
+	})
+}
+
+// SetWebhook sets a tenant's webhook with one upsert that writes the
+// webhook's columns and updated_at only, creating the tenant (created_at
+// = now) if needed. An empty url clears them all: no URL or secret
+// (NULL), key ID 0, no event types (the empty array).
+func (s *Store) SetWebhook(ctx context.Context, tenant, url string, secret []byte, keyID uint32, events []twofa.EventType, now time.Time, e *twofa.AuditEvent) (err error) {
+	defer wrap(&err, "SetWebhook")
+	var hookURL *string
+	var hookSecret []byte
+	if url == "" {
+		keyID, events = 0, nil
+	} else {
+		hookURL, hookSecret = &url, nonNilBytes(secret)
+	}
+	names := make([]string, len(events))
+	for i, t := range events {
+		names[i] = string(t)
+	}
+	return inTx(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO tenants (id, webhook_url, webhook_secret, webhook_key_id, webhook_events, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $6)
+			ON CONFLICT (id) DO UPDATE SET webhook_url = EXCLUDED.webhook_url, webhook_secret = EXCLUDED.webhook_secret,
+				webhook_key_id = EXCLUDED.webhook_key_id, webhook_events = EXCLUDED.webhook_events,
+				updated_at = EXCLUDED.updated_at`,
+			tenant, hookURL, hookSecret, int64(keyID), names, tstz(now))
 		return appendEvents(ctx, tx, b, e)
 	})
 }

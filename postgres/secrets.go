@@ -13,12 +13,14 @@ import (
 )
 
 // Ref prefixes of sealed values. Every device Ref sorts before every
-// setting Ref, and every setting Ref before every tenant Ref, so
-// SealedSecrets reads devices, then settings, then tenants' prompt keys.
+// setting Ref, every setting Ref before every tenant Ref, and every
+// tenant Ref before every webhook Ref, so SealedSecrets reads devices,
+// then settings, then tenants' prompt keys, then tenants' webhook secrets.
 const (
 	devicePrefix  = "device:"
 	settingPrefix = "setting:"
 	tenantPrefix  = "tenant:"
+	webhookPrefix = "webhook:"
 )
 
 // blobKeyID is the key ID in a sealed blob's header, 0 if it has none.
@@ -109,6 +111,22 @@ func (s *Store) SealedSecrets(ctx context.Context, keyID uint32, after string, l
 		}
 		out = append(out, ts...)
 	}
+	if cond, arg, ok := from(webhookPrefix, "id"); ok && len(out) < limit {
+		rows, _ := s.pool.Query(ctx, `SELECT id, webhook_secret, webhook_key_id FROM tenants
+			WHERE webhook_secret IS NOT NULL AND webhook_key_id <> $1 AND `+cond+`
+			ORDER BY id LIMIT $2`, int64(keyID), limit-len(out), arg)
+		ws, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (twofa.SealedSecret, error) {
+			var s twofa.SealedSecret
+			var id int64
+			err := row.Scan(&s.WebhookOf, &s.Blob, &id)
+			s.Ref, s.KeyID = webhookPrefix+s.WebhookOf, uint32(id)
+			return s, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ws...)
+	}
 	return out, nil
 }
 
@@ -124,6 +142,9 @@ func (s *Store) ReplaceSealed(ctx context.Context, old twofa.SealedSecret, blob 
 	case strings.HasPrefix(old.Ref, tenantPrefix):
 		// A prompt key removed meanwhile (NULL) equals nothing.
 		q, key = `UPDATE tenants SET prompt_key = $1, key_id = $2 WHERE id = $3 AND prompt_key = $4`, old.Ref[len(tenantPrefix):]
+	case strings.HasPrefix(old.Ref, webhookPrefix):
+		// A webhook removed (NULL) or replaced meanwhile equals nothing.
+		q, key = `UPDATE tenants SET webhook_secret = $1, webhook_key_id = $2 WHERE id = $3 AND webhook_secret = $4`, old.Ref[len(webhookPrefix):]
 	default:
 		return false, fmt.Errorf("unknown ref %q", old.Ref)
 	}
@@ -135,14 +156,17 @@ func (s *Store) ReplaceSealed(ctx context.Context, old twofa.SealedSecret, blob 
 }
 
 // CountSealed returns the number of sealed values, and of those not under
-// keyID: devices' secrets, settings and tenants' prompt keys.
+// keyID: devices' secrets, settings, tenants' prompt keys and tenants'
+// webhook secrets.
 func (s *Store) CountSealed(ctx context.Context, keyID uint32) (total, stale int, err error) {
 	defer wrap(&err, "CountSealed")
 	err = s.pool.QueryRow(ctx, `SELECT
 			(SELECT count(*) FROM devices) + (SELECT count(*) FROM settings)
-				+ (SELECT count(*) FROM tenants WHERE prompt_key IS NOT NULL),
+				+ (SELECT count(*) FROM tenants WHERE prompt_key IS NOT NULL)
+				+ (SELECT count(*) FROM tenants WHERE webhook_secret IS NOT NULL),
 			(SELECT count(*) FROM devices WHERE key_id <> $1) + (SELECT count(*) FROM settings WHERE key_id <> $1)
-				+ (SELECT count(*) FROM tenants WHERE prompt_key IS NOT NULL AND key_id <> $1)`,
+				+ (SELECT count(*) FROM tenants WHERE prompt_key IS NOT NULL AND key_id <> $1)
+				+ (SELECT count(*) FROM tenants WHERE webhook_secret IS NOT NULL AND webhook_key_id <> $1)`,
 		int64(keyID)).Scan(&total, &stale)
 	return total, stale, err
 }

@@ -123,16 +123,20 @@ func (s *Store) UpgradeLinkHashes(ctx context.Context, rehash func([]byte) []byt
 }
 
 // Tenant returns a tenant's settings. ErrNotFound. ReturnURLs is nil when
-// the tenant has none, and PromptKey nil when it has no prompt key.
+// the tenant has none, PromptKey nil when it has no prompt key, and the
+// webhook's fields zero when it has no webhook.
 func (s *Store) Tenant(ctx context.Context, id string) (*twofa.Tenant, error) {
 	var (
 		tn               twofa.Tenant
-		keyID            int64
-		urls             string
+		keyID, hookKeyID int64
+		urls, hookEvents string
+		hookURL          sql.NullString
 		created, updated sql.NullInt64
 	)
-	err := s.r.QueryRowContext(ctx, `SELECT id, prompt_key, key_id, return_urls, created_at, updated_at
-		FROM tenants WHERE id = ?`, id).Scan(&tn.ID, &tn.PromptKey, &keyID, &urls, &created, &updated)
+	err := s.r.QueryRowContext(ctx, `SELECT id, prompt_key, key_id, return_urls,
+			webhook_url, webhook_secret, webhook_key_id, webhook_events, created_at, updated_at
+		FROM tenants WHERE id = ?`, id).Scan(&tn.ID, &tn.PromptKey, &keyID, &urls,
+		&hookURL, &tn.WebhookSecret, &hookKeyID, &hookEvents, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("tenant %s: %w", id, twofa.ErrNotFound)
 	}
@@ -149,6 +153,16 @@ func (s *Store) Tenant(ctx context.Context, id string) (*twofa.Tenant, error) {
 		tn.PromptKey = nil
 	}
 	tn.KeyID = uint32(keyID)
+	if err := json.Unmarshal([]byte(hookEvents), &tn.WebhookEvents); err != nil {
+		return nil, fmt.Errorf("sqlite: tenant %s: webhook events: %w", id, err)
+	}
+	if len(tn.WebhookEvents) == 0 {
+		tn.WebhookEvents = nil
+	}
+	if len(tn.WebhookSecret) == 0 {
+		tn.WebhookSecret = nil
+	}
+	tn.WebhookURL, tn.WebhookKeyID = hookURL.String, uint32(hookKeyID)
 	tn.CreatedAt, tn.UpdatedAt = fromMicros(created), fromMicros(updated)
 	return &tn, nil
 }
@@ -199,6 +213,47 @@ func (s *Store) SetReturnURLs(ctx context.Context, tenant string, urls []string,
 			ON CONFLICT (id) DO UPDATE SET return_urls = excluded.return_urls, updated_at = excluded.updated_at`,
 			tenant, string(js), micros(now)); err != nil {
 			return fmt.Errorf("sqlite: set return URLs of %s: %w", tenant, err)
+		}
+		return t.appendEvents(e)
+	})
+}
+
+// SetWebhook sets a tenant's webhook with one upsert that writes the
+// webhook's columns and updated_at only, creating the tenant (created_at
+// = now) if needed. An empty url clears them all: no URL or secret
+// (NULL), key ID 0, no event types ('[]'). An event type or URL that is
+// not valid UTF-8, which JSON or TEXT would not keep exactly, is an
+// error.
+func (s *Store) SetWebhook(ctx context.Context, tenant, url string, secret []byte, keyID uint32, events []twofa.EventType, now time.Time, e *twofa.AuditEvent) error {
+	var hookURL, hookSecret any
+	if url == "" {
+		secret, keyID, events = nil, 0, nil
+	} else {
+		hookURL, hookSecret = url, nonNil(secret)
+	}
+	if !utf8.ValidString(url) {
+		return fmt.Errorf("sqlite: set webhook of %s: the URL is not valid UTF-8", tenant)
+	}
+	for _, t := range events {
+		if !utf8.ValidString(string(t)) {
+			return fmt.Errorf("sqlite: set webhook of %s: event type %q is not valid UTF-8", tenant, t)
+		}
+	}
+	if events == nil {
+		events = []twofa.EventType{}
+	}
+	js, err := json.Marshal(events)
+	if err != nil {
+		return fmt.Errorf("sqlite: set webhook of %s: %w", tenant, err)
+	}
+	return s.write(ctx, func(t *wtx) error {
+		if _, err := t.exec(`INSERT INTO tenants (id, webhook_url, webhook_secret, webhook_key_id, webhook_events, created_at, updated_at)
+			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+			ON CONFLICT (id) DO UPDATE SET webhook_url = excluded.webhook_url, webhook_secret = excluded.webhook_secret,
+				webhook_key_id = excluded.webhook_key_id, webhook_events = excluded.webhook_events,
+				updated_at = excluded.updated_at`,
+			tenant, hookURL, hookSecret, int64(keyID), string(js), micros(now)); err != nil {
+			return fmt.Errorf("sqlite: set webhook of %s: %w", tenant, err)
 		}
 		return t.appendEvents(e)
 	})

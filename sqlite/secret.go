@@ -10,15 +10,17 @@ import (
 	"github.com/twofa/twofa/seal"
 )
 
-// Refs of sealed values. "device:" sorts before "setting:", and
-// "setting:" before "tenant:", so a page of SealedSecrets is a page of
-// devices by ID, then of settings by name, then of tenants' prompt keys by
-// tenant ID, all in byte order (the BINARY collation), as Go orders
+// Refs of sealed values. "device:" sorts before "setting:", "setting:"
+// before "tenant:", and "tenant:" before "webhook:", so a page of
+// SealedSecrets is a page of devices by ID, then of settings by name, then
+// of tenants' prompt keys by tenant ID, then of tenants' webhook secrets
+// by tenant ID, all in byte order (the BINARY collation), as Go orders
 // strings.
 const (
 	devicePrefix  = "device:"
 	settingPrefix = "setting:"
 	tenantPrefix  = "tenant:"
+	webhookPrefix = "webhook:"
 )
 
 // InitSetting stores value under name unless a value is stored already,
@@ -88,6 +90,16 @@ func (s *Store) SealedSecrets(ctx context.Context, keyID uint32, after string, l
 				return fmt.Errorf("sqlite: sealed secrets: %w", err)
 			}
 		}
+		if from, ok := rangeAfter(after, webhookPrefix); ok && len(out) < limit {
+			var err error
+			out, err = appendSealed(ctx, tx, out, webhookPrefix, func(ss *twofa.SealedSecret, id string) { ss.WebhookOf = id },
+				`SELECT id, webhook_secret, webhook_key_id FROM tenants
+				WHERE webhook_secret IS NOT NULL AND webhook_key_id != ? AND id > ? ORDER BY id LIMIT ?`,
+				int64(keyID), from, limit-len(out))
+			if err != nil {
+				return fmt.Errorf("sqlite: sealed secrets: %w", err)
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -122,6 +134,9 @@ func (s *Store) ReplaceSealed(ctx context.Context, ss twofa.SealedSecret, blob [
 	case strings.HasPrefix(ss.Ref, tenantPrefix):
 		// A prompt key removed meanwhile (NULL) equals nothing.
 		q, key = `UPDATE tenants SET prompt_key = ?, key_id = ? WHERE id = ? AND prompt_key = ?`, ss.Ref[len(tenantPrefix):]
+	case strings.HasPrefix(ss.Ref, webhookPrefix):
+		// A webhook removed (NULL) or replaced meanwhile equals nothing.
+		q, key = `UPDATE tenants SET webhook_secret = ?, webhook_key_id = ? WHERE id = ? AND webhook_secret = ?`, ss.Ref[len(webhookPrefix):]
 	default:
 		return false, fmt.Errorf("sqlite: replace sealed: unknown ref %q", ss.Ref)
 	}
@@ -141,13 +156,16 @@ func (s *Store) ReplaceSealed(ctx context.Context, ss twofa.SealedSecret, blob [
 }
 
 // CountSealed returns the number of sealed values, and of those not under
-// keyID: devices' secrets, settings and tenants' prompt keys.
+// keyID: devices' secrets, settings, tenants' prompt keys and tenants'
+// webhook secrets.
 func (s *Store) CountSealed(ctx context.Context, keyID uint32) (total, stale int, err error) {
 	err = s.r.QueryRowContext(ctx, `SELECT
 		(SELECT count(*) FROM devices) + (SELECT count(*) FROM settings)
-			+ (SELECT count(*) FROM tenants WHERE prompt_key IS NOT NULL),
+			+ (SELECT count(*) FROM tenants WHERE prompt_key IS NOT NULL)
+			+ (SELECT count(*) FROM tenants WHERE webhook_secret IS NOT NULL),
 		(SELECT count(*) FROM devices WHERE key_id != ?1) + (SELECT count(*) FROM settings WHERE key_id != ?1)
-			+ (SELECT count(*) FROM tenants WHERE prompt_key IS NOT NULL AND key_id != ?1)`,
+			+ (SELECT count(*) FROM tenants WHERE prompt_key IS NOT NULL AND key_id != ?1)
+			+ (SELECT count(*) FROM tenants WHERE webhook_secret IS NOT NULL AND webhook_key_id != ?1)`,
 		int64(keyID)).Scan(&total, &stale)
 	if err != nil {
 		return 0, 0, fmt.Errorf("sqlite: count sealed: %w", err)

@@ -90,6 +90,9 @@ func Run(t *testing.T, open Opener) {
 		{"RenameDevice", testRenameDevice},
 		{"Users", testUsers},
 		{"TenantSecrets", testTenantSecrets},
+		{"SetWebhook", testSetWebhook},
+		{"WebhookSecrets", testWebhookSecrets},
+		{"WebhookMessages", testWebhookMessages},
 		{"Ping", testPing},
 	} {
 		t.Run(m.name, func(t *testing.T) {
