@@ -43,6 +43,9 @@ func (s *server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/users/{user_id}/unlock", admin(s.handleUnlock()))
 	mux.Handle("GET /v1/audit", admin(s.handleAudit()))
 	mux.Handle("GET /v1/audit/verify", admin(s.handleAuditVerify()))
+	mux.Handle("PUT /v1/webhook", admin(s.handleSetWebhook()))
+	mux.Handle("GET /v1/webhook", admin(s.handleWebhook()))
+	mux.Handle("DELETE /v1/webhook", admin(s.handleRemoveWebhook()))
 
 	s.addPageRoutes(mux) // the hosted pages and the links to them: pages_routes.go
 	s.addAdminRoutes(mux)
