@@ -31,7 +31,7 @@ func commands() []command {
 		{"users", "show, unlock or disable a user's second factors", runUsers},
 		{"enroll", "enroll a user's TOTP device from this terminal", runEnroll},
 		{"import", "import existing TOTP secrets (otpauth URIs or CSV)", runImport},
-		{"tenant", "set a tenant's prompt key and return URLs", runTenant},
+		{"tenant", "set a tenant's prompt key, return URLs and webhook", runTenant},
 		{"keys", "rotate and inspect the master keyring", runKeys},
 		{"audit", "verify or tail the audit log", runAudit},
 		{"migrate", "create or upgrade the database schema", runMigrate},

@@ -6,14 +6,86 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/twofa/twofa"
 )
 
-var runTenant = subcommands("tenant", "A tenant's settings for the hosted verification prompt.", []command{
+var runTenant = subcommands("tenant", "A tenant's settings for the hosted verification prompt, and its webhook.", []command{
 	{"prompt-key", "make a new prompt key (printed once) that signs prompt requests and results", runTenantPromptKey},
 	{"return-urls", "register the URLs the prompt may send users back to", runTenantReturnURLs},
+	{"webhook", "send the tenant's events to a URL, signed (Standard Webhooks)", runTenantWebhook},
 })
+
+var runTenantWebhook = subcommands("tenant webhook", "A tenant's webhook: every audit event of the tenant, POSTed to a URL and signed as Standard Webhooks specify.", []command{
+	{"set", "set the webhook's URL and event types; prints its new signing secret, once", runTenantWebhookSet},
+	{"show", "show the webhook (never its secret)", runTenantWebhookShow},
+	{"remove", "remove the webhook", runTenantWebhookRemove},
+})
+
+func runTenantWebhookSet(ctx context.Context, e *env, args []string) error {
+	var tenant, hookURL, events *string
+	return adminCmd(ctx, e, args, "twofa tenant webhook set [--tenant T] --url URL [--events TYPE,TYPE...]", func(fs *flag.FlagSet) {
+		tenant = fs.String("tenant", "default", "the tenant")
+		hookURL = fs.String("url", "", "where to POST the events: https (http only for localhost)")
+		events = fs.String("events", "", "send only these event types, comma-separated (default: every event)")
+	}, func(ctx context.Context, svc *twofa.Service, _ store, fs *flag.FlagSet) error {
+		if *hookURL == "" || fs.NArg() > 0 {
+			return usageError("give the webhook's URL with --url, and nothing else")
+		}
+		var types []twofa.EventType
+		for t := range strings.SplitSeq(*events, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				types = append(types, twofa.EventType(t))
+			}
+		}
+		secret, err := svc.SetWebhook(ctx, *tenant, *hookURL, types)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "tenant %s: webhook to %s, %s; its signing secret replaces any other and is shown once:\n", *tenant, *hookURL, eventsText(types))
+		fmt.Fprintln(e.stdout, secret)
+		return nil
+	})
+}
+
+func runTenantWebhookShow(ctx context.Context, e *env, args []string) error {
+	var tenant *string
+	return adminCmd(ctx, e, args, "twofa tenant webhook show [--tenant T]", func(fs *flag.FlagSet) {
+		tenant = fs.String("tenant", "default", "the tenant")
+	}, func(ctx context.Context, svc *twofa.Service, _ store, fs *flag.FlagSet) error {
+		w, err := svc.Webhook(ctx, *tenant)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "tenant %s: webhook to %s, %s (updated %s)\n", *tenant, w.URL, eventsText(w.Events), w.UpdatedAt.UTC().Format(time.RFC3339))
+		return nil
+	})
+}
+
+func runTenantWebhookRemove(ctx context.Context, e *env, args []string) error {
+	var tenant *string
+	return adminCmd(ctx, e, args, "twofa tenant webhook remove [--tenant T]", func(fs *flag.FlagSet) {
+		tenant = fs.String("tenant", "default", "the tenant")
+	}, func(ctx context.Context, svc *twofa.Service, _ store, fs *flag.FlagSet) error {
+		if err := svc.RemoveWebhook(ctx, *tenant); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "tenant %s: webhook removed\n", *tenant)
+		return nil
+	})
+}
+
+func eventsText(types []twofa.EventType) string {
+	if len(types) == 0 {
+		return "every event"
+	}
+	names := make([]string, len(types))
+	for i, t := range types {
+		names[i] = string(t)
+	}
+	return "events " + strings.Join(names, ",")
+}
 
 func runTenantPromptKey(ctx context.Context, e *env, args []string) error {
 	var tenant *string
