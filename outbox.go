@@ -146,7 +146,10 @@ func IsPermanent(err error) bool {
 
 // OutboxStore keeps the outbox. Messages are added by the change that
 // causes them: a store appends AuditEvent.Messages in the transaction
-// that appends the event.
+// that appends the event, each queued and due at its NextAt, with its
+// ID, Tenant, User, Channel, Kind, Payload, KeyID and CreatedAt (its
+// other fields are the store's); when that transaction fails, no
+// message is added.
 type OutboxStore interface {
 	// ClaimMessages leases up to limit queued messages of the channels
 	// that are due at now (NextAt <= now and no unexpired lease), oldest
@@ -156,21 +159,26 @@ type OutboxStore interface {
 	// whose lease ran out (a worker that died) is due again.
 	ClaimMessages(ctx context.Context, channels []Channel, now time.Time, lease time.Duration, token string, limit int) ([]*Message, error)
 
-	// FinishMessage records the outcome of a send of a message leased
-	// under token, only if the lease is still the caller's (so a worker
-	// whose lease ran out and was taken over changes nothing, and
-	// reports false): with MessageSent the message is final and its
-	// payload cleared; with MessageFailed it is final and keeps its
-	// payload; with MessageQueued it is due again at next. lastError is kept for operators. The event is
-	// appended in the same transaction.
+	// FinishMessage records the outcome of a send of a message claimed
+	// under token, only if the message is still queued under that token:
+	// a worker whose lease ran out and was claimed by another changes
+	// nothing and gets false (one whose lease ran out unclaimed still
+	// records its outcome). With MessageSent the message is final, its
+	// payload cleared and SentAt now; with MessageFailed it is final,
+	// keeps its payload and SentAt is now; with MessageQueued it is due
+	// again at next. lastError is kept for operators. The lease is
+	// released, and e appended in the same transaction when the outcome
+	// is recorded (and only then).
 	FinishMessage(ctx context.Context, id, token string, status MessageStatus, next time.Time, lastError string, now time.Time, e *AuditEvent) (bool, error)
 
-	// Messages lists messages matching f, newest first.
+	// Messages lists messages matching f, newest (last added) first.
 	Messages(ctx context.Context, f MessageFilter) ([]*Message, error)
 
-	// RetryMessage makes a failed or queued message due at now, as an
-	// operator asks, clearing its lease. ErrNotFound when no such message
-	// is failed or queued (a sent one has no payload left to send).
+	// RetryMessage makes a failed or queued message queued and due at
+	// now, as an operator asks. A lease it is under stays: a worker is
+	// sending it, and its outcome stands. ErrNotFound, appending nothing,
+	// when no such message is failed or queued (a sent one has no payload
+	// left to send).
 	RetryMessage(ctx context.Context, id string, now time.Time, e *AuditEvent) error
 
 	// OutboxStats counts the messages by status, and returns the creation
@@ -182,8 +190,9 @@ type OutboxStore interface {
 type MessageFilter struct {
 	Tenant string        // "": every tenant
 	Status MessageStatus // "": every status
-	Before string        // page: messages older than this ID's
-	Limit  int
+	ID     string        // "": every message; else only this one
+	Before string        // page: messages added before this one (none if it is unknown)
+	Limit  int           // at most this many; 0 means 100
 }
 
 // MessageAD is the associated data that binds a message's sealed payload
@@ -197,3 +206,10 @@ type OutboxStats struct {
 	Queued, Sent, Failed int64
 	OldestQueued         time.Time
 }
+
+// Audit event types of the outbox. Each names the message in Detail.
+const (
+	EventMessageSent    EventType = "message_sent"
+	EventMessageFailed  EventType = "message_failed" // Reason: permanent, expired, gave_up or unreadable
+	EventMessageRetried EventType = "message_retried"
+)

@@ -34,6 +34,7 @@ type Store interface {
 	PageStore
 	ChallengeStore
 	WebhookStore
+	OutboxStore
 }
 
 // DeviceStore keeps users and their devices.
@@ -276,7 +277,9 @@ type SecretStore interface {
 	InitSetting(ctx context.Context, name string, value []byte) ([]byte, error)
 
 	// SealedSecrets returns up to limit sealed values whose key ID is not
-	// keyID, ordered by Ref, after the Ref after ("" for the start).
+	// keyID, ordered by Ref, after the Ref after ("" for the start): the
+	// devices' secrets, the payloads of outbox messages not yet sent, the
+	// settings and the tenants' prompt keys.
 	SealedSecrets(ctx context.Context, keyID uint32, after string, limit int) ([]SealedSecret, error)
 
 	// ReplaceSealed replaces a sealed value with blob, under key ID keyID,
@@ -291,11 +294,15 @@ type SecretStore interface {
 
 // SealedSecret is a sealed value and what its associated data is made of.
 type SealedSecret struct {
-	Ref         string // opaque, unique and ordered: "device:<id>", "setting:<name>", "tenant:<id>" or "webhook:<tenant>"
+	Ref         string // opaque, unique and ordered: "device:<id>", "message:<id>", "setting:<name>", "tenant:<id>" or "webhook:<tenant>"
 	Setting     string // the setting's name, for settings
 	Device      *Device
 	PromptKeyOf string // the tenant, for a tenant's prompt key (stores that keep tenants)
 	WebhookOf   string // the tenant, for a tenant's webhook secret
-	Blob        []byte
-	KeyID       uint32
+	// Message is an outbox message whose payload is not yet cleared (a
+	// queued or failed one): its ID, Tenant, User, Channel and Kind, which
+	// make its MessageAD.
+	Message *Message
+	Blob    []byte
+	KeyID   uint32
 }

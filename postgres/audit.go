@@ -110,10 +110,14 @@ func readHead(br pgx.BatchResults, pre, n int) (prev []byte, seqs []int64, err e
 }
 
 // queueEvents links the events into the chain after prev, with the
-// sequence numbers seqs, and queues their inserts and the new head.
+// sequence numbers seqs, and queues their inserts, the inserts of the
+// outbox messages they carry, and the new head.
 func queueEvents(b *pgx.Batch, chain int, seqs []int64, prev []byte, evs []*twofa.AuditEvent) error {
 	for i, e := range evs {
 		if err := e.LinkIn(chain, seqs[i], prev); err != nil {
+			return err
+		}
+		if err := queueMessages(b, e.Messages); err != nil {
 			return err
 		}
 		prev = e.Hash

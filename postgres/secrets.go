@@ -13,11 +13,13 @@ import (
 )
 
 // Ref prefixes of sealed values. Every device Ref sorts before every
-// setting Ref, every setting Ref before every tenant Ref, and every
-// tenant Ref before every webhook Ref, so SealedSecrets reads devices,
-// then settings, then tenants' prompt keys, then tenants' webhook secrets.
+// message Ref, every message Ref before every setting Ref, every setting
+// Ref before every tenant Ref, and every tenant Ref before every webhook
+// Ref, so SealedSecrets reads devices, then outbox messages, then
+// settings, then tenants' prompt keys, then tenants' webhook secrets.
 const (
 	devicePrefix  = "device:"
+	messagePrefix = "message:"
 	settingPrefix = "setting:"
 	tenantPrefix  = "tenant:"
 	webhookPrefix = "webhook:"
@@ -48,9 +50,10 @@ func (s *Store) InitSetting(ctx context.Context, name string, value []byte) (_ [
 }
 
 // SealedSecrets returns up to limit sealed values not under keyID, in Ref
-// order, after the Ref after: devices by ID, then settings by name, then
-// the prompt keys of tenants that have one by tenant ID, all byte-ordered
-// by their "C" collation as Go orders strings.
+// order, after the Ref after: devices by ID, then the payloads of
+// messages not yet sent by ID, then settings by name, then the prompt
+// keys of tenants that have one by tenant ID, all byte-ordered by their
+// "C" collation as Go orders strings.
 func (s *Store) SealedSecrets(ctx context.Context, keyID uint32, after string, limit int) (_ []twofa.SealedSecret, err error) {
 	defer wrap(&err, "SealedSecrets")
 	var out []twofa.SealedSecret
@@ -78,6 +81,18 @@ func (s *Store) SealedSecrets(ctx context.Context, keyID uint32, after string, l
 		}
 		for _, d := range ds {
 			out = append(out, twofa.SealedSecret{Ref: devicePrefix + d.ID, Device: d, Blob: d.Secret, KeyID: d.KeyID})
+		}
+	}
+	if cond, arg, ok := from(messagePrefix, "id"); ok && len(out) < limit {
+		rows, _ := s.pool.Query(ctx, `SELECT `+outboxCols+` FROM outbox
+			WHERE payload IS NOT NULL AND key_id <> $1 AND `+cond+`
+			ORDER BY id LIMIT $2`, int64(keyID), limit-len(out), arg)
+		ms, _, err := collectMessages(rows)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			out = append(out, twofa.SealedSecret{Ref: messagePrefix + m.ID, Message: m, Blob: m.Payload, KeyID: m.KeyID})
 		}
 	}
 	if cond, arg, ok := from(settingPrefix, "name"); ok && len(out) < limit {
@@ -137,6 +152,9 @@ func (s *Store) ReplaceSealed(ctx context.Context, old twofa.SealedSecret, blob 
 	switch {
 	case strings.HasPrefix(old.Ref, devicePrefix):
 		q, key = `UPDATE devices SET secret = $1, key_id = $2 WHERE id = $3 AND secret = $4`, old.Ref[len(devicePrefix):]
+	case strings.HasPrefix(old.Ref, messagePrefix):
+		// A message sent meanwhile (NULL) equals nothing.
+		q, key = `UPDATE outbox SET payload = $1, key_id = $2 WHERE id = $3 AND payload = $4`, old.Ref[len(messagePrefix):]
 	case strings.HasPrefix(old.Ref, settingPrefix):
 		q, key = `UPDATE settings SET value = $1, key_id = $2 WHERE name = $3 AND value = $4`, old.Ref[len(settingPrefix):]
 	case strings.HasPrefix(old.Ref, tenantPrefix):
@@ -156,17 +174,19 @@ func (s *Store) ReplaceSealed(ctx context.Context, old twofa.SealedSecret, blob 
 }
 
 // CountSealed returns the number of sealed values, and of those not under
-// keyID: devices' secrets, settings, tenants' prompt keys and tenants'
-// webhook secrets.
+// keyID: devices' secrets, the payloads of messages not yet sent,
+// settings, tenants' prompt keys and tenants' webhook secrets.
 func (s *Store) CountSealed(ctx context.Context, keyID uint32) (total, stale int, err error) {
 	defer wrap(&err, "CountSealed")
 	err = s.pool.QueryRow(ctx, `SELECT
 			(SELECT count(*) FROM devices) + (SELECT count(*) FROM settings)
 				+ (SELECT count(*) FROM tenants WHERE prompt_key IS NOT NULL)
-				+ (SELECT count(*) FROM tenants WHERE webhook_secret IS NOT NULL),
+				+ (SELECT count(*) FROM tenants WHERE webhook_secret IS NOT NULL)
+				+ (SELECT count(*) FROM outbox WHERE payload IS NOT NULL),
 			(SELECT count(*) FROM devices WHERE key_id <> $1) + (SELECT count(*) FROM settings WHERE key_id <> $1)
 				+ (SELECT count(*) FROM tenants WHERE prompt_key IS NOT NULL AND key_id <> $1)
-				+ (SELECT count(*) FROM tenants WHERE webhook_secret IS NOT NULL AND webhook_key_id <> $1)`,
+				+ (SELECT count(*) FROM tenants WHERE webhook_secret IS NOT NULL AND webhook_key_id <> $1)
+				+ (SELECT count(*) FROM outbox WHERE payload IS NOT NULL AND key_id <> $1)`,
 		int64(keyID)).Scan(&total, &stale)
 	return total, stale, err
 }

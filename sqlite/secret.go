@@ -10,14 +10,15 @@ import (
 	"github.com/twofa/twofa/seal"
 )
 
-// Refs of sealed values. "device:" sorts before "setting:", "setting:"
-// before "tenant:", and "tenant:" before "webhook:", so a page of
-// SealedSecrets is a page of devices by ID, then of settings by name, then
-// of tenants' prompt keys by tenant ID, then of tenants' webhook secrets
-// by tenant ID, all in byte order (the BINARY collation), as Go orders
-// strings.
+// Refs of sealed values. "device:" sorts before "message:", "message:"
+// before "setting:", "setting:" before "tenant:", and "tenant:" before
+// "webhook:", so a page of SealedSecrets is a page of devices by ID, then
+// of outbox messages by ID, then of settings by name, then of tenants'
+// prompt keys by tenant ID, then of tenants' webhook secrets by tenant
+// ID, all in byte order (the BINARY collation), as Go orders strings.
 const (
 	devicePrefix  = "device:"
+	messagePrefix = "message:"
 	settingPrefix = "setting:"
 	tenantPrefix  = "tenant:"
 	webhookPrefix = "webhook:"
@@ -69,6 +70,16 @@ func (s *Store) SealedSecrets(ctx context.Context, keyID uint32, after string, l
 			}
 			for _, d := range ds {
 				out = append(out, twofa.SealedSecret{Ref: devicePrefix + d.ID, Device: d, Blob: d.Secret, KeyID: d.KeyID})
+			}
+		}
+		if from, ok := rangeAfter(after, messagePrefix); ok && len(out) < limit {
+			ms, _, err := scanMessages(tx.QueryContext(ctx, `SELECT `+outboxCols+` FROM outbox
+				WHERE payload IS NOT NULL AND key_id != ? AND id > ? ORDER BY id LIMIT ?`, int64(keyID), from, limit-len(out)))
+			if err != nil {
+				return fmt.Errorf("sqlite: sealed secrets: %w", err)
+			}
+			for _, m := range ms {
+				out = append(out, twofa.SealedSecret{Ref: messagePrefix + m.ID, Message: m, Blob: m.Payload, KeyID: m.KeyID})
 			}
 		}
 		if from, ok := rangeAfter(after, settingPrefix); ok && len(out) < limit {
@@ -129,6 +140,9 @@ func (s *Store) ReplaceSealed(ctx context.Context, ss twofa.SealedSecret, blob [
 	switch {
 	case strings.HasPrefix(ss.Ref, devicePrefix):
 		q, key = `UPDATE devices SET secret = ?, key_id = ? WHERE id = ? AND secret = ?`, ss.Ref[len(devicePrefix):]
+	case strings.HasPrefix(ss.Ref, messagePrefix):
+		// A message sent meanwhile (NULL) equals nothing.
+		q, key = `UPDATE outbox SET payload = ?, key_id = ? WHERE id = ? AND payload = ?`, ss.Ref[len(messagePrefix):]
 	case strings.HasPrefix(ss.Ref, settingPrefix):
 		q, key = `UPDATE settings SET value = ?, key_id = ? WHERE name = ? AND value = ?`, ss.Ref[len(settingPrefix):]
 	case strings.HasPrefix(ss.Ref, tenantPrefix):
@@ -156,16 +170,18 @@ func (s *Store) ReplaceSealed(ctx context.Context, ss twofa.SealedSecret, blob [
 }
 
 // CountSealed returns the number of sealed values, and of those not under
-// keyID: devices' secrets, settings, tenants' prompt keys and tenants'
-// webhook secrets.
+// keyID: devices' secrets, the payloads of messages not yet sent,
+// settings, tenants' prompt keys and tenants' webhook secrets.
 func (s *Store) CountSealed(ctx context.Context, keyID uint32) (total, stale int, err error) {
 	err = s.r.QueryRowContext(ctx, `SELECT
 		(SELECT count(*) FROM devices) + (SELECT count(*) FROM settings)
 			+ (SELECT count(*) FROM tenants WHERE prompt_key IS NOT NULL)
-			+ (SELECT count(*) FROM tenants WHERE webhook_secret IS NOT NULL),
+			+ (SELECT count(*) FROM tenants WHERE webhook_secret IS NOT NULL)
+			+ (SELECT count(*) FROM outbox WHERE payload IS NOT NULL),
 		(SELECT count(*) FROM devices WHERE key_id != ?1) + (SELECT count(*) FROM settings WHERE key_id != ?1)
 			+ (SELECT count(*) FROM tenants WHERE prompt_key IS NOT NULL AND key_id != ?1)
-			+ (SELECT count(*) FROM tenants WHERE webhook_secret IS NOT NULL AND webhook_key_id != ?1)`,
+			+ (SELECT count(*) FROM tenants WHERE webhook_secret IS NOT NULL AND webhook_key_id != ?1)
+			+ (SELECT count(*) FROM outbox WHERE payload IS NOT NULL AND key_id != ?1)`,
 		int64(keyID)).Scan(&total, &stale)
 	if err != nil {
 		return 0, 0, fmt.Errorf("sqlite: count sealed: %w", err)

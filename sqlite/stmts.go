@@ -129,7 +129,7 @@ func scanDevices[R rowSource](rows R, err error) ([]*twofa.Device, error) {
 }
 
 // appendEvents links the non-nil events to the head of the log and
-// inserts them. It runs inside a write transaction, which holds SQLite's
+// inserts them, each with the outbox messages it carries. It runs inside a write transaction, which holds SQLite's
 // write lock: no other writer, in any process, can move the head. The head
 // is read once per transaction and then followed as this transaction's
 // inserts move it (wtx.head, forgotten at every rollback), so a write in a
@@ -157,6 +157,9 @@ func (t *wtx) appendEvents(events ...*twofa.AuditEvent) error {
 			return fmt.Errorf("sqlite: audit: %w", err)
 		}
 		t.head.seq, t.head.hash = e.Seq, bytes.Clone(e.Hash)
+		if err := insertMessages(t, e.Messages); err != nil {
+			return err
+		}
 	}
 	return nil
 }

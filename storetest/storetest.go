@@ -94,6 +94,13 @@ func Run(t *testing.T, open Opener) {
 		{"WebhookSecrets", testWebhookSecrets},
 		{"WebhookMessages", testWebhookMessages},
 		{"Ping", testPing},
+		{"OutboxAppend", testOutboxAppend},
+		{"ClaimMessages", testClaimMessages},
+		{"FinishMessage", testFinishMessage},
+		{"RetryMessage", testRetryMessage},
+		{"Messages", testMessages},
+		{"OutboxStats", testOutboxStats},
+		{"OutboxSealed", testOutboxSealed},
 	} {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel() // each test has a store of its own

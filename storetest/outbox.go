@@ -1,0 +1,721 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twofa/twofa"
+)
+
+// The outbox: messages added with the events of the changes that cause
+// them, claimed under leases, finished under the claim's token.
+
+// newMessage returns a notice to the user by channel ch, created and due
+// at created, with a payload sealed under key 1.
+func newMessage(ref twofa.UserRef, id string, ch twofa.Channel, created time.Time) *twofa.Message {
+	return &twofa.Message{
+		ID: id, Tenant: ref.Tenant, User: ref.User, Channel: ch, Kind: twofa.KindNotice,
+		Payload: sealed(1, "body of "+id), KeyID: 1, Status: twofa.MessageQueued,
+		NextAt: created, CreatedAt: created,
+	}
+}
+
+// carrying returns an event of the user that carries the messages.
+func carrying(typ twofa.EventType, ref twofa.UserRef, ms ...*twofa.Message) *twofa.AuditEvent {
+	e := newEvent(typ, ref, "")
+	e.Messages = ms
+	return e
+}
+
+// queue adds the messages with one event, as a change would.
+func queue(t *testing.T, s twofa.Store, ms ...*twofa.Message) {
+	t.Helper()
+	wantNoErr(t, "AppendAudit(messages)", s.AppendAudit(t.Context(), carrying(twofa.EventEnrollStarted, alice, ms...)))
+}
+
+// message returns the stored message with id, or nil.
+func message(t *testing.T, s twofa.Store, id string) *twofa.Message {
+	t.Helper()
+	ms, err := s.Messages(t.Context(), twofa.MessageFilter{ID: id})
+	wantNoErr(t, "Messages(ID: "+id+")", err)
+	switch len(ms) {
+	case 0:
+		return nil
+	case 1:
+		return ms[0]
+	}
+	t.Fatalf("Messages(ID: %s) = %d messages, want at most 1", id, len(ms))
+	return nil
+}
+
+// messageDiff lists the fields in which got differs from want; times
+// compare as instants.
+func messageDiff(got, want *twofa.Message) []string {
+	if got == nil || want == nil {
+		if got != want {
+			return []string{fmt.Sprintf("message = %v, want %v", got, want)}
+		}
+		return nil
+	}
+	var diffs []string
+	field := func(name string, same bool, g, w any) {
+		if !same {
+			diffs = append(diffs, fmt.Sprintf("%s = %v, want %v", name, g, w))
+		}
+	}
+	field("ID", got.ID == want.ID, got.ID, want.ID)
+	field("Tenant", got.Tenant == want.Tenant, got.Tenant, want.Tenant)
+	field("User", got.User == want.User, got.User, want.User)
+	field("Channel", got.Channel == want.Channel, got.Channel, want.Channel)
+	field("Kind", got.Kind == want.Kind, got.Kind, want.Kind)
+	field("Payload", bytes.Equal(got.Payload, want.Payload), got.Payload, want.Payload)
+	field("KeyID", got.KeyID == want.KeyID, got.KeyID, want.KeyID)
+	field("Status", got.Status == want.Status, got.Status, want.Status)
+	field("Attempts", got.Attempts == want.Attempts, got.Attempts, want.Attempts)
+	field("LastError", got.LastError == want.LastError, got.LastError, want.LastError)
+	field("NextAt", got.NextAt.Equal(want.NextAt), got.NextAt, want.NextAt)
+	field("CreatedAt", got.CreatedAt.Equal(want.CreatedAt), got.CreatedAt, want.CreatedAt)
+	field("SentAt", got.SentAt.Equal(want.SentAt), got.SentAt, want.SentAt)
+	return diffs
+}
+
+// wantMessage checks every field of the stored message with want's ID.
+func wantMessage(t *testing.T, what string, s twofa.Store, want *twofa.Message) {
+	t.Helper()
+	if diffs := messageDiff(message(t, s, want.ID), want); len(diffs) > 0 {
+		t.Errorf("%s:\n\t%s", what, strings.Join(diffs, "\n\t"))
+	}
+}
+
+// ids returns the messages' IDs, in order.
+func ids(ms []*twofa.Message) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.ID
+	}
+	return out
+}
+
+// wantIDs checks the IDs of messages a call returned, in order.
+func wantIDs(t *testing.T, call string, ms []*twofa.Message, err error, want ...string) {
+	t.Helper()
+	if err != nil {
+		t.Errorf("%s = %v", call, err)
+		return
+	}
+	if got := ids(ms); !slices.Equal(got, want) {
+		t.Errorf("%s = %q, want %q", call, got, want)
+	}
+}
+
+var (
+	email  = []twofa.Channel{twofa.ChannelEmail}
+	both   = []twofa.Channel{twofa.ChannelEmail, twofa.ChannelWebhook}
+	lease  = 2 * time.Minute
+	tokenA = "lease_a"
+	tokenB = "lease_b"
+)
+
+// claimOne claims the one due message of email at now under token.
+func claimOne(t *testing.T, s twofa.Store, now time.Time, token string) *twofa.Message {
+	t.Helper()
+	ms, err := s.ClaimMessages(t.Context(), email, now, lease, token, 1)
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("ClaimMessages at %v = %q, %v; want one message", now, ids(ms), err)
+	}
+	return ms[0]
+}
+
+func testOutboxAppend(t *testing.T, open Opener) {
+	t.Run("WithEvents", func(t *testing.T) {
+		// Every field comes back as it went in; the store's own start
+		// as a new queued message's do.
+		s := openStore(t, open)
+		zone := time.FixedZone("UTC+5:30", 5*3600+1800)
+		a := newMessage(alice, "msg_a", twofa.ChannelEmail, now0.In(zone))
+		a.Kind, a.NextAt = twofa.KindCode, now0.Add(time.Second)
+		a.Payload, a.KeyID = append([]byte{0, 0xFF, 0}, sealed(4_000_000_001, "code")...), 4_000_000_001
+		b := newMessage(twofa.UserRef{Tenant: "acme"}, "msg_b", twofa.ChannelWebhook, now0)
+		b.Kind = twofa.KindEvent
+		c := newMessage(bob, "msg_c", twofa.ChannelEmail, now0)
+		// Fields that are the store's, set otherwise, are not taken.
+		c.Status, c.Attempts, c.LastError, c.SentAt = twofa.MessageSent, 7, "x", now0
+		wantNoErr(t, "AppendAudit", s.AppendAudit(t.Context(),
+			carrying(twofa.EventEnrollStarted, alice, a, b), nil, carrying(twofa.EventDeviceRevoked, bob, c)))
+		wantLog(t, s, twofa.EventEnrollStarted, twofa.EventDeviceRevoked)
+		ms, err := s.Messages(t.Context(), twofa.MessageFilter{})
+		wantIDs(t, "Messages", ms, err, "msg_c", "msg_b", "msg_a")
+		wantMessage(t, "msg_a", s, a)
+		wantMessage(t, "msg_b", s, b)
+		wc := *c
+		wc.Status, wc.Attempts, wc.LastError, wc.SentAt = twofa.MessageQueued, 0, "", time.Time{}
+		wantMessage(t, "msg_c", s, &wc)
+	})
+
+	t.Run("WithChanges", func(t *testing.T) {
+		// Every change that appends an event adds its messages.
+		s := openStore(t, open)
+		ctx := t.Context()
+		n := 0
+		with := func(typ twofa.EventType, ref twofa.UserRef) (*twofa.AuditEvent, string) {
+			n++
+			id := fmt.Sprintf("msg_%02d", n)
+			return carrying(typ, ref, newMessage(ref, id, twofa.ChannelEmail, now0)), id
+		}
+		var want []string
+		check := func(call string, err error, id string) {
+			t.Helper()
+			wantNoErr(t, call, err)
+			want = append(want, id)
+		}
+		e, id := with(twofa.EventEnrollStarted, alice)
+		_, err := s.CreateDevice(ctx, newDevice(alice, "dev_a", now0), 5, now0, e)
+		check("CreateDevice", err, id)
+		e, id = with(twofa.EventEnrollConfirmed, alice)
+		ie, iid := with(twofa.EventBackupCodesIssued, alice)
+		_, err = s.ActivateDevice(ctx, twofa.Activation{Ref: alice, DeviceID: "dev_a", Step: firstStep, Now: now0,
+			BackupCodes: codeHashes("a", 3), Event: e, IssueEvent: ie})
+		check("ActivateDevice", err, id)
+		want = append(want, iid)
+		e, id = with(twofa.EventVerifySucceeded, alice)
+		check("Attempt", acceptStep(ctx, s, alice, "dev_a", firstStep+1, 0, now0, e), id)
+		e, id = with(twofa.EventBackupCodesIssued, alice)
+		check("ReplaceBackupCodes", s.ReplaceBackupCodes(ctx, alice, codeHashes("b", 3), now0, e), id)
+		e, id = with(twofa.EventUnlocked, alice)
+		check("Unlock", s.Unlock(ctx, alice, e), id)
+		e, id = with(twofa.EventDeviceRenamed, alice)
+		check("RenameDevice", s.RenameDevice(ctx, alice, "dev_a", "Work phone", e), id)
+		e, id = with(twofa.EventDeviceRevoked, alice)
+		check("DeleteDevice", s.DeleteDevice(ctx, alice, "dev_a", e), id)
+		e, id = with(twofa.EventDisabled, alice)
+		check("DeleteFactors", s.DeleteFactors(ctx, alice, e), id)
+
+		ms, err := s.Messages(ctx, twofa.MessageFilter{})
+		wantNoErr(t, "Messages", err)
+		got := ids(ms)
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("outbox = %q, want %q", got, want)
+		}
+	})
+
+	t.Run("NotWhenTheChangeFails", func(t *testing.T) {
+		// A change that fails adds none of its messages.
+		s := openStore(t, open)
+		ctx := t.Context()
+		d := enroll(t, s, alice, "dev_a", now0)
+		queue(t, s, newMessage(alice, "msg_before", twofa.ChannelEmail, now0))
+		before := len(allEvents(t, s))
+		msg := func(id string) *twofa.AuditEvent {
+			return carrying(twofa.EventVerifySucceeded, alice, newMessage(alice, id, twofa.ChannelEmail, now0))
+		}
+
+		// An effect whose condition fails: the step is not newer.
+		err := acceptStep(ctx, s, alice, d.ID, d.LastStep, 0, now0, msg("msg_replayed"))
+		wantErr(t, "Attempt(old step)", err, twofa.ErrReplayed)
+		// A check that refuses.
+		err = s.Attempt(ctx, twofa.AttemptRequest{Ref: alice, Now: now0, Hits: []twofa.LimitHit{{Key: "k", Window: time.Minute}}},
+			func(*twofa.AttemptState) (*twofa.Outcome, error) { return nil, twofa.ErrNotEnrolled })
+		wantErr(t, "Attempt(refused)", err, twofa.ErrNotEnrolled)
+		// An unknown user.
+		wantErr(t, "Unlock(unknown)", s.Unlock(ctx, nobody, msg("msg_unlock")), twofa.ErrNotFound)
+		// The device limit.
+		_, err = s.CreateDevice(ctx, newDevice(alice, "dev_b", now0), 1, now0, msg("msg_limit"))
+		wantErr(t, "CreateDevice(over the limit)", err, twofa.ErrDeviceLimit)
+		// A message that cannot be added undoes its event too.
+		err = s.AppendAudit(ctx, msg("msg_ok"), msg("msg_before"))
+		if err == nil {
+			t.Errorf("AppendAudit(a message ID already in the outbox) = nil, want an error")
+		}
+
+		ms, err := s.Messages(ctx, twofa.MessageFilter{})
+		wantIDs(t, "Messages", ms, err, "msg_before")
+		if after := len(allEvents(t, s)); after != before {
+			t.Errorf("the failed changes appended %d events, want none", after-before)
+		}
+	})
+}
+
+func testClaimMessages(t *testing.T, open Opener) {
+	t.Run("DueOldestFirst", func(t *testing.T) {
+		s := openStore(t, open)
+		var ms []*twofa.Message
+		for i, due := range []time.Duration{2 * time.Second, 0, time.Second, time.Hour, time.Second} {
+			m := newMessage(alice, fmt.Sprintf("msg_%d", i), twofa.ChannelEmail, now0)
+			m.NextAt = now0.Add(due)
+			ms = append(ms, m)
+		}
+		queue(t, s, ms...)
+		got, err := s.ClaimMessages(t.Context(), email, now0.Add(5*time.Second), 3*time.Hour, tokenA, 10)
+		// Equal due times in the order they were added.
+		wantIDs(t, "ClaimMessages", got, err, "msg_1", "msg_2", "msg_4", "msg_0")
+		for _, m := range got {
+			if m.Attempts != 1 || m.Status != twofa.MessageQueued || !bytes.Equal(m.Payload, message(t, s, m.ID).Payload) {
+				t.Errorf("claimed %s: Attempts, Status = %d, %s, payload %x; want 1, queued, the stored payload", m.ID, m.Attempts, m.Status, m.Payload)
+			}
+		}
+		got, err = s.ClaimMessages(t.Context(), email, now0.Add(time.Hour-time.Microsecond), lease, tokenB, 10)
+		wantIDs(t, "ClaimMessages(before msg_3 is due)", got, err)
+		got, err = s.ClaimMessages(t.Context(), email, now0.Add(time.Hour), lease, tokenB, 10)
+		wantIDs(t, "ClaimMessages(when msg_3 is due)", got, err, "msg_3")
+	})
+
+	t.Run("Channels", func(t *testing.T) {
+		s := openStore(t, open)
+		queue(t, s, newMessage(alice, "msg_mail", twofa.ChannelEmail, now0), newMessage(alice, "msg_hook", twofa.ChannelWebhook, now0))
+		got, err := s.ClaimMessages(t.Context(), nil, now0, lease, tokenA, 10)
+		wantIDs(t, "ClaimMessages(no channel)", got, err)
+		got, err = s.ClaimMessages(t.Context(), []twofa.Channel{"sms"}, now0, lease, tokenA, 10)
+		wantIDs(t, "ClaimMessages(sms)", got, err)
+		got, err = s.ClaimMessages(t.Context(), []twofa.Channel{twofa.ChannelWebhook}, now0, lease, tokenA, 10)
+		wantIDs(t, "ClaimMessages(webhook)", got, err, "msg_hook")
+		got, err = s.ClaimMessages(t.Context(), both, now0, lease, tokenB, 10)
+		wantIDs(t, "ClaimMessages(email, webhook)", got, err, "msg_mail")
+	})
+
+	t.Run("Limit", func(t *testing.T) {
+		s := openStore(t, open)
+		for i := range 5 {
+			queue(t, s, newMessage(alice, fmt.Sprintf("msg_%d", i), twofa.ChannelEmail, now0.Add(time.Duration(i)*time.Second)))
+		}
+		at := now0.Add(time.Minute)
+		for i, want := range [][]string{{"msg_0", "msg_1"}, {"msg_2", "msg_3"}, {"msg_4"}, nil} {
+			got, err := s.ClaimMessages(t.Context(), email, at, lease, fmt.Sprint("lease_", i), 2)
+			wantIDs(t, fmt.Sprintf("ClaimMessages #%d", i+1), got, err, want...)
+		}
+		got, err := s.ClaimMessages(t.Context(), email, at, lease, tokenA, 0)
+		wantIDs(t, "ClaimMessages(limit 0)", got, err)
+	})
+
+	t.Run("Lease", func(t *testing.T) {
+		// A claimed message is the claimer's until its lease runs out;
+		// then it is due again, as after a worker died.
+		s := openStore(t, open)
+		queue(t, s, newMessage(alice, "msg_a", twofa.ChannelEmail, now0))
+		claimOne(t, s, now0, tokenA)
+		got, err := s.ClaimMessages(t.Context(), email, now0.Add(lease-time.Microsecond), lease, tokenB, 10)
+		wantIDs(t, "ClaimMessages(while leased)", got, err)
+		m := claimOne(t, s, now0.Add(lease), tokenB)
+		if m.ID != "msg_a" || m.Attempts != 2 {
+			t.Errorf("ClaimMessages(lease run out) = %s with Attempts %d, want msg_a with 2", m.ID, m.Attempts)
+		}
+	})
+
+	t.Run("OnlyQueued", func(t *testing.T) {
+		s := openStore(t, open)
+		queue(t, s, newMessage(alice, "msg_sent", twofa.ChannelEmail, now0), newMessage(alice, "msg_failed", twofa.ChannelEmail, now0))
+		for _, st := range []twofa.MessageStatus{twofa.MessageSent, twofa.MessageFailed} {
+			m := claimOne(t, s, now0, "lease_"+string(st))
+			ok, err := s.FinishMessage(t.Context(), m.ID, "lease_"+string(st), st, time.Time{}, "", now0, nil)
+			if !ok || err != nil {
+				t.Fatalf("FinishMessage(%s) = %t, %v", st, ok, err)
+			}
+		}
+		got, err := s.ClaimMessages(t.Context(), email, now0.Add(1000*time.Hour), lease, tokenA, 10)
+		wantIDs(t, "ClaimMessages(sent and failed only)", got, err)
+	})
+
+	t.Run("RaceAcrossHandles", func(t *testing.T) {
+		// 32 workers in two processes claim at once: none gets a
+		// message another got, and none is lost.
+		o := openStore(t, open)
+		const n = 40
+		for i := range n {
+			queue(t, o, newMessage(alice, fmt.Sprintf("msg_%02d", i), twofa.ChannelEmail, now0))
+		}
+		type result struct {
+			ms  []*twofa.Message
+			err error
+		}
+		results := race(t, o, 32, true, func(ctx context.Context, i int, s twofa.Store) result {
+			ms, err := s.ClaimMessages(ctx, email, now0, lease, fmt.Sprint("lease_", i), 2)
+			return result{ms, err}
+		})
+		seen := map[string]int{}
+		for i, r := range results {
+			if r.err != nil {
+				t.Fatalf("ClaimMessages #%d = %v", i, r.err)
+			}
+			for _, m := range r.ms {
+				if prev, ok := seen[m.ID]; ok {
+					t.Errorf("%s claimed by #%d and #%d", m.ID, prev, i)
+				}
+				seen[m.ID] = i
+			}
+		}
+		rest, err := o.ClaimMessages(t.Context(), email, now0, lease, "lease_rest", n)
+		wantNoErr(t, "ClaimMessages(the rest)", err)
+		for _, m := range rest {
+			if prev, ok := seen[m.ID]; ok {
+				t.Errorf("%s claimed by #%d and again afterwards", m.ID, prev)
+			}
+			seen[m.ID] = -1
+		}
+		if len(seen) != n {
+			t.Errorf("%d messages claimed in all, want %d", len(seen), n)
+		}
+	})
+}
+
+func testFinishMessage(t *testing.T, open Opener) {
+	at := now0.Add(10 * time.Second)
+
+	t.Run("Sent", func(t *testing.T) {
+		s := openStore(t, open)
+		m := newMessage(alice, "msg_a", twofa.ChannelEmail, now0)
+		queue(t, s, m)
+		claimOne(t, s, now0, tokenA)
+		ok, err := s.FinishMessage(t.Context(), m.ID, tokenA, twofa.MessageSent, time.Time{}, "", at,
+			newEvent(twofa.EventMessageSent, alice, ""))
+		if !ok || err != nil {
+			t.Fatalf("FinishMessage(sent) = %t, %v; want true, nil", ok, err)
+		}
+		w := *m
+		w.Status, w.Attempts, w.SentAt, w.Payload, w.KeyID = twofa.MessageSent, 1, at, nil, 0
+		wantMessage(t, "sent message", s, &w)
+		wantLog(t, s, twofa.EventEnrollStarted, twofa.EventMessageSent)
+		// The payload is gone, so rotation has nothing to re-seal.
+		if total, _, err := s.CountSealed(t.Context(), 1); total != 0 || err != nil {
+			t.Errorf("CountSealed after the only message was sent = %d, %v; want 0", total, err)
+		}
+		// Final: never claimed or finished again.
+		got, err := s.ClaimMessages(t.Context(), email, at.Add(time.Hour), lease, tokenB, 10)
+		wantIDs(t, "ClaimMessages(after sent)", got, err)
+		if ok, err := s.FinishMessage(t.Context(), m.ID, tokenA, twofa.MessageFailed, time.Time{}, "x", at, nil); ok || err != nil {
+			t.Errorf("FinishMessage(sent again) = %t, %v; want false, nil", ok, err)
+		}
+	})
+
+	t.Run("Failed", func(t *testing.T) {
+		s := openStore(t, open)
+		m := newMessage(alice, "msg_a", twofa.ChannelEmail, now0)
+		queue(t, s, m)
+		claimOne(t, s, now0, tokenA)
+		ok, err := s.FinishMessage(t.Context(), m.ID, tokenA, twofa.MessageFailed, time.Time{}, "550 5.1.1 mailbox unknown", at,
+			newEvent(twofa.EventMessageFailed, alice, ""))
+		if !ok || err != nil {
+			t.Fatalf("FinishMessage(failed) = %t, %v; want true, nil", ok, err)
+		}
+		w := *m
+		w.Status, w.Attempts, w.SentAt, w.LastError = twofa.MessageFailed, 1, at, "550 5.1.1 mailbox unknown"
+		wantMessage(t, "failed message (payload kept, for a retry)", s, &w)
+		wantLog(t, s, twofa.EventEnrollStarted, twofa.EventMessageFailed)
+		got, err := s.ClaimMessages(t.Context(), email, at.Add(time.Hour), lease, tokenB, 10)
+		wantIDs(t, "ClaimMessages(after failed)", got, err)
+	})
+
+	t.Run("QueuedAgain", func(t *testing.T) {
+		s := openStore(t, open)
+		m := newMessage(alice, "msg_a", twofa.ChannelEmail, now0)
+		queue(t, s, m)
+		claimOne(t, s, now0, tokenA)
+		next := at.Add(30 * time.Second)
+		ok, err := s.FinishMessage(t.Context(), m.ID, tokenA, twofa.MessageQueued, next, "421 try later", at, nil)
+		if !ok || err != nil {
+			t.Fatalf("FinishMessage(queued) = %t, %v; want true, nil", ok, err)
+		}
+		w := *m
+		w.Attempts, w.NextAt, w.LastError = 1, next, "421 try later"
+		wantMessage(t, "message queued again", s, &w)
+		got, err := s.ClaimMessages(t.Context(), email, next.Add(-time.Microsecond), lease, tokenB, 10)
+		wantIDs(t, "ClaimMessages(before next)", got, err)
+		// The lease was released: due at next, not when it runs out.
+		if m := claimOne(t, s, next, tokenB); m.Attempts != 2 || m.LastError != "421 try later" {
+			t.Errorf("claimed again: Attempts, LastError = %d, %q; want 2, the last error", m.Attempts, m.LastError)
+		}
+	})
+
+	t.Run("StaleToken", func(t *testing.T) {
+		// A worker whose lease ran out and was claimed by another
+		// changes nothing.
+		s := openStore(t, open)
+		m := newMessage(alice, "msg_a", twofa.ChannelEmail, now0)
+		queue(t, s, m)
+		claimOne(t, s, now0, tokenA)
+		for _, tok := range []string{tokenB, ""} {
+			if ok, err := s.FinishMessage(t.Context(), m.ID, tok, twofa.MessageSent, time.Time{}, "", at, newEvent(twofa.EventMessageSent, alice, "")); ok || err != nil {
+				t.Errorf("FinishMessage(token %q) = %t, %v; want false, nil", tok, ok, err)
+			}
+		}
+		claimOne(t, s, now0.Add(lease), tokenB)
+		if ok, err := s.FinishMessage(t.Context(), m.ID, tokenA, twofa.MessageSent, time.Time{}, "", at, newEvent(twofa.EventMessageSent, alice, "")); ok || err != nil {
+			t.Errorf("FinishMessage(lease taken over) = %t, %v; want false, nil", ok, err)
+		}
+		w := *m
+		w.Attempts = 2
+		wantMessage(t, "message after stale finishes", s, &w)
+		wantLog(t, s, twofa.EventEnrollStarted)
+		if ok, err := s.FinishMessage(t.Context(), m.ID, tokenB, twofa.MessageSent, time.Time{}, "", at, nil); !ok || err != nil {
+			t.Errorf("FinishMessage(the current token) = %t, %v; want true, nil", ok, err)
+		}
+		if ok, err := s.FinishMessage(t.Context(), "msg_unknown", tokenB, twofa.MessageSent, time.Time{}, "", at, nil); ok || err != nil {
+			t.Errorf("FinishMessage(unknown message) = %t, %v; want false, nil", ok, err)
+		}
+	})
+
+	t.Run("LeaseRanOutUnclaimed", func(t *testing.T) {
+		// A slow worker whose lease ran out, with no one else claiming
+		// the message, still records that it sent it.
+		s := openStore(t, open)
+		queue(t, s, newMessage(alice, "msg_a", twofa.ChannelEmail, now0))
+		claimOne(t, s, now0, tokenA)
+		if ok, err := s.FinishMessage(t.Context(), "msg_a", tokenA, twofa.MessageSent, time.Time{}, "", now0.Add(2*lease), nil); !ok || err != nil {
+			t.Errorf("FinishMessage(after the lease) = %t, %v; want true, nil", ok, err)
+		}
+	})
+
+	t.Run("BadStatus", func(t *testing.T) {
+		s := openStore(t, open)
+		m := newMessage(alice, "msg_a", twofa.ChannelEmail, now0)
+		queue(t, s, m)
+		claimOne(t, s, now0, tokenA)
+		ok, err := s.FinishMessage(t.Context(), m.ID, tokenA, "delivered", time.Time{}, "", at, nil)
+		if ok || twofa.ErrorCode(err) != twofa.EINVALID {
+			t.Errorf("FinishMessage(status delivered) = %t, %v; want false, invalid", ok, err)
+		}
+		w := *m
+		w.Attempts = 1
+		wantMessage(t, "message after a bad status", s, &w)
+	})
+}
+
+func testRetryMessage(t *testing.T, open Opener) {
+	at := now0.Add(time.Hour)
+
+	t.Run("Failed", func(t *testing.T) {
+		s := openStore(t, open)
+		m := newMessage(alice, "msg_a", twofa.ChannelEmail, now0)
+		queue(t, s, m)
+		claimOne(t, s, now0, tokenA)
+		_, err := s.FinishMessage(t.Context(), m.ID, tokenA, twofa.MessageFailed, time.Time{}, "bad credentials", now0, nil)
+		wantNoErr(t, "FinishMessage", err)
+		wantNoErr(t, "RetryMessage", s.RetryMessage(t.Context(), m.ID, at, newEvent(twofa.EventMessageRetried, alice, "")))
+		w := *m
+		w.Attempts, w.NextAt, w.LastError = 1, at, "bad credentials"
+		wantMessage(t, "retried message", s, &w)
+		wantLog(t, s, twofa.EventEnrollStarted, twofa.EventMessageRetried)
+		if m := claimOne(t, s, at, tokenB); m.Attempts != 2 {
+			t.Errorf("claimed after retry: Attempts = %d, want 2", m.Attempts)
+		}
+	})
+
+	t.Run("QueuedLater", func(t *testing.T) {
+		s := openStore(t, open)
+		m := newMessage(alice, "msg_a", twofa.ChannelEmail, now0)
+		m.NextAt = now0.Add(24 * time.Hour)
+		queue(t, s, m)
+		wantNoErr(t, "RetryMessage", s.RetryMessage(t.Context(), m.ID, at, nil))
+		claimOne(t, s, at, tokenA)
+	})
+
+	t.Run("Leased", func(t *testing.T) {
+		// A message a worker is sending stays that worker's.
+		s := openStore(t, open)
+		m := newMessage(alice, "msg_a", twofa.ChannelEmail, now0)
+		queue(t, s, m)
+		claimOne(t, s, now0, tokenA)
+		wantNoErr(t, "RetryMessage", s.RetryMessage(t.Context(), m.ID, now0.Add(time.Second), nil))
+		got, err := s.ClaimMessages(t.Context(), email, now0.Add(time.Second), lease, tokenB, 10)
+		wantIDs(t, "ClaimMessages(leased, retried)", got, err)
+		if ok, err := s.FinishMessage(t.Context(), m.ID, tokenA, twofa.MessageSent, time.Time{}, "", now0.Add(time.Second), nil); !ok || err != nil {
+			t.Errorf("FinishMessage(leased, retried) = %t, %v; want true, nil", ok, err)
+		}
+	})
+
+	t.Run("ErrNotFound", func(t *testing.T) {
+		s := openStore(t, open)
+		m := newMessage(alice, "msg_a", twofa.ChannelEmail, now0)
+		queue(t, s, m)
+		claimOne(t, s, now0, tokenA)
+		_, err := s.FinishMessage(t.Context(), m.ID, tokenA, twofa.MessageSent, time.Time{}, "", now0, nil)
+		wantNoErr(t, "FinishMessage", err)
+		for _, id := range []string{m.ID, "msg_unknown"} {
+			err := s.RetryMessage(t.Context(), id, at, newEvent(twofa.EventMessageRetried, alice, ""))
+			wantErr(t, "RetryMessage("+id+")", err, twofa.ErrNotFound)
+		}
+		wantLog(t, s, twofa.EventEnrollStarted)
+		if got := message(t, s, m.ID); got.Status != twofa.MessageSent {
+			t.Errorf("sent message after RetryMessage: Status = %s, want sent", got.Status)
+		}
+	})
+}
+
+func testMessages(t *testing.T, open Opener) {
+	s := openStore(t, open)
+	// Added in this order; IDs sort otherwise, so that ordering by ID fails.
+	fixture := []struct {
+		id     string
+		ref    twofa.UserRef
+		status twofa.MessageStatus
+	}{
+		{"msg_e", alice, twofa.MessageFailed},
+		{"msg_d", otherAlice, twofa.MessageQueued},
+		{"msg_c", bob, twofa.MessageSent},
+		{"msg_b", alice, twofa.MessageQueued},
+		{"msg_a", otherAlice, twofa.MessageFailed},
+	}
+	for i, f := range fixture {
+		queue(t, s, newMessage(f.ref, f.id, twofa.ChannelEmail, now0.Add(-time.Duration(i)*time.Second)))
+	}
+	for _, f := range fixture {
+		if f.status == twofa.MessageQueued {
+			continue
+		}
+		tok := "lease_" + f.id
+		ms, err := s.ClaimMessages(t.Context(), email, now0, lease, tok, 100)
+		wantNoErr(t, "ClaimMessages", err)
+		for _, m := range ms {
+			st := twofa.MessageQueued
+			if m.ID == f.id {
+				st = f.status
+			}
+			_, err := s.FinishMessage(t.Context(), m.ID, tok, st, now0, "", now0, nil)
+			wantNoErr(t, "FinishMessage", err)
+		}
+	}
+
+	for _, tt := range []struct {
+		name string
+		f    twofa.MessageFilter
+		want []string
+	}{
+		{"All", twofa.MessageFilter{}, []string{"msg_a", "msg_b", "msg_c", "msg_d", "msg_e"}},
+		{"Tenant", twofa.MessageFilter{Tenant: "acme"}, []string{"msg_b", "msg_c", "msg_e"}},
+		{"Status", twofa.MessageFilter{Status: twofa.MessageFailed}, []string{"msg_a", "msg_e"}},
+		{"TenantAndStatus", twofa.MessageFilter{Tenant: "globex", Status: twofa.MessageQueued}, []string{"msg_d"}},
+		{"ID", twofa.MessageFilter{ID: "msg_c"}, []string{"msg_c"}},
+		{"IDOfAnotherTenant", twofa.MessageFilter{Tenant: "acme", ID: "msg_d"}, nil},
+		{"Limit", twofa.MessageFilter{Limit: 2}, []string{"msg_a", "msg_b"}},
+		{"Before", twofa.MessageFilter{Before: "msg_b", Limit: 2}, []string{"msg_c", "msg_d"}},
+		{"BeforeWithFilters", twofa.MessageFilter{Tenant: "acme", Before: "msg_b"}, []string{"msg_c", "msg_e"}},
+		{"BeforeTheFirst", twofa.MessageFilter{Before: "msg_e"}, nil},
+		{"BeforeUnknown", twofa.MessageFilter{Before: "msg_zzz"}, nil},
+		{"Unknown", twofa.MessageFilter{Status: "delivered"}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ms, err := s.Messages(t.Context(), tt.f)
+			wantIDs(t, fmt.Sprintf("Messages(%+v)", tt.f), ms, err, tt.want...)
+		})
+	}
+}
+
+func testOutboxStats(t *testing.T, open Opener) {
+	s := openStore(t, open)
+	if st, err := s.OutboxStats(t.Context()); err != nil || st != (twofa.OutboxStats{}) {
+		t.Errorf("OutboxStats(empty) = %+v, %v; want zeros", st, err)
+	}
+	for i := range 5 {
+		queue(t, s, newMessage(alice, fmt.Sprintf("msg_%d", i), twofa.ChannelEmail, now0.Add(time.Duration(i)*time.Second)))
+	}
+	for _, st := range []twofa.MessageStatus{twofa.MessageSent, twofa.MessageFailed, twofa.MessageFailed} {
+		m := claimOne(t, s, now0.Add(time.Minute), tokenA)
+		_, err := s.FinishMessage(t.Context(), m.ID, tokenA, st, time.Time{}, "", now0, nil)
+		wantNoErr(t, "FinishMessage", err)
+	}
+	want := twofa.OutboxStats{Queued: 2, Sent: 1, Failed: 2, OldestQueued: now0.Add(3 * time.Second)}
+	st, err := s.OutboxStats(t.Context())
+	if err != nil || st.Queued != want.Queued || st.Sent != want.Sent || st.Failed != want.Failed || !st.OldestQueued.Equal(want.OldestQueued) {
+		t.Errorf("OutboxStats = %+v, %v; want %+v", st, err, want)
+	}
+}
+
+func testOutboxSealed(t *testing.T, open Opener) {
+	// Payloads not yet sent are sealed values like any other: listed
+	// between devices and settings, re-sealed by compare-and-set, counted.
+	s := openStore(t, open)
+	sealedFixture(t, s)
+	a := newMessage(alice, "msg_a", twofa.ChannelEmail, now0)
+	b := newMessage(twofa.UserRef{Tenant: "globex"}, "msg_b", twofa.ChannelWebhook, now0)
+	b.Kind, b.Payload, b.KeyID = twofa.KindEvent, sealed(2, "body of msg_b"), 2
+	c := newMessage(alice, "msg_c", twofa.ChannelEmail, now0)
+	queue(t, s, c, b, a)
+	claimOne(t, s, now0, tokenA) // msg_c, added first
+	ok, err := s.FinishMessage(t.Context(), "msg_c", tokenA, twofa.MessageSent, time.Time{}, "", now0, nil)
+	if !ok || err != nil {
+		t.Fatalf("FinishMessage(msg_c) = %t, %v", ok, err)
+	}
+
+	got, err := s.SealedSecrets(t.Context(), 3, "", 100)
+	wantNoErr(t, "SealedSecrets", err)
+	var refs []string
+	for _, x := range got {
+		refs = append(refs, x.Ref)
+	}
+	want := []string{"device:dev_a", "device:dev_b", "device:dev_c", "message:msg_a", "message:msg_b", "setting:audit_key", "setting:webhook_secret"}
+	if !slices.Equal(refs, want) {
+		t.Fatalf("SealedSecrets = %q, want %q", refs, want)
+	}
+	for _, x := range got {
+		m := map[string]*twofa.Message{"message:msg_a": a, "message:msg_b": b}[x.Ref]
+		if m == nil {
+			continue
+		}
+		if x.Message == nil || x.Device != nil || x.Setting != "" {
+			t.Errorf("%s: Message, Device, Setting = %v, %v, %q; want the message alone", x.Ref, x.Message, x.Device, x.Setting)
+			continue
+		}
+		if x.Message.ID != m.ID || x.Message.Tenant != m.Tenant || x.Message.User != m.User || x.Message.Channel != m.Channel || x.Message.Kind != m.Kind ||
+			!bytes.Equal(twofa.MessageAD(x.Message), twofa.MessageAD(m)) {
+			t.Errorf("%s: Message = %+v, want the fields of %s's associated data", x.Ref, x.Message, m.ID)
+		}
+		if !bytes.Equal(x.Blob, m.Payload) || x.KeyID != m.KeyID {
+			t.Errorf("%s: Blob, KeyID = %x, %d; want %x, %d", x.Ref, x.Blob, x.KeyID, m.Payload, m.KeyID)
+		}
+	}
+	// Paging through the messages' range.
+	for _, tt := range []struct {
+		after string
+		limit int
+		want  []string
+	}{
+		{"device:dev_c", 1, want[3:4]},
+		{"message:msg_a", 2, want[4:6]},
+		{"message:msg_b", 100, want[5:]},
+		{"message:", 1, want[3:4]},
+	} {
+		page, err := s.SealedSecrets(t.Context(), 3, tt.after, tt.limit)
+		wantNoErr(t, "SealedSecrets", err)
+		var refs []string
+		for _, x := range page {
+			refs = append(refs, x.Ref)
+		}
+		if !slices.Equal(refs, tt.want) {
+			t.Errorf("SealedSecrets(3, %q, %d) = %q, want %q", tt.after, tt.limit, refs, tt.want)
+		}
+	}
+
+	if total, stale, err := s.CountSealed(t.Context(), 2); total != 7 || stale != 5 || err != nil {
+		t.Errorf("CountSealed(2) = %d, %d, %v; want 7, 5, nil (two messages, one under key 2)", total, stale, err)
+	}
+	old := findSealed(t, s, "message:msg_a")
+	blob := sealed(2, "body of msg_a")
+	if ok, err := s.ReplaceSealed(t.Context(), old, blob, 2); !ok || err != nil {
+		t.Fatalf("ReplaceSealed(message) = %t, %v; want true, nil", ok, err)
+	}
+	w := *a
+	w.Payload, w.KeyID = blob, 2
+	wantMessage(t, "message after ReplaceSealed", s, &w)
+	if ok, err := s.ReplaceSealed(t.Context(), old, sealed(3, "x"), 3); ok || err != nil {
+		t.Errorf("ReplaceSealed(stale) = %t, %v; want false, nil", ok, err)
+	}
+	// A message sent meanwhile is left alone.
+	m := claimOne(t, s, now0, tokenB)
+	oldB := findSealed(t, s, "message:"+m.ID)
+	_, err = s.FinishMessage(t.Context(), m.ID, tokenB, twofa.MessageSent, time.Time{}, "", now0, nil)
+	wantNoErr(t, "FinishMessage", err)
+	if ok, err := s.ReplaceSealed(t.Context(), oldB, sealed(3, "x"), 3); ok || err != nil {
+		t.Errorf("ReplaceSealed(message sent meanwhile) = %t, %v; want false, nil", ok, err)
+	}
+	if got := message(t, s, m.ID); got.Payload != nil {
+		t.Errorf("sent message's payload after ReplaceSealed = %x, want none", got.Payload)
+	}
+	if total, stale, err := s.CountSealed(t.Context(), 2); total != 6 || stale != 4 || err != nil {
+		t.Errorf("CountSealed(2) at the end = %d, %d, %v; want 6, 4, nil", total, stale, err)
+	}
+}
