@@ -2,7 +2,9 @@ package twofa
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/twofa/twofa/seal"
@@ -213,3 +215,124 @@ const (
 	EventMessageFailed  EventType = "message_failed" // Reason: permanent, expired, gave_up or unreadable
 	EventMessageRetried EventType = "message_retried"
 )
+
+// NewMessage returns a message to queue for the user (ref.User empty for
+// a tenant's own), due at once: add it to the AuditEvent of the change
+// that sends it, after SealMessage.
+func NewMessage(ref UserRef, ch Channel, kind MessageKind, now time.Time) *Message {
+	now = now.UTC().Truncate(time.Microsecond)
+	return &Message{
+		ID: NewID("msg"), Tenant: ref.Tenant, User: ref.User, Channel: ch, Kind: kind,
+		Status: MessageQueued, NextAt: now, CreatedAt: now,
+	}
+}
+
+// SealMessage seals body as m's payload, under the active master key and
+// bound to m's row (MessageAD), so the store holds neither the code nor
+// the address in the clear.
+func (s *Service) SealMessage(m *Message, body MessageBody) error {
+	if m.ID == "" || m.Tenant == "" || m.Channel == "" || m.Kind == "" {
+		return fmt.Errorf("sealing a message: ID, tenant, channel and kind are required")
+	}
+	plain, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("sealing message %s: %w", m.ID, err)
+	}
+	defer clear(plain)
+	blob, err := s.keys.Seal(plain, MessageAD(m))
+	if err != nil {
+		return fmt.Errorf("sealing message %s: %w", m.ID, err)
+	}
+	m.Payload, m.KeyID = blob, s.keys.ActiveID()
+	return nil
+}
+
+// openMessage opens m's payload.
+func (s *Service) openMessage(m *Message) (MessageBody, error) {
+	var body MessageBody
+	if len(m.Payload) == 0 {
+		return body, fmt.Errorf("message %s has no payload", m.ID)
+	}
+	plain, err := s.keys.Open(m.Payload, MessageAD(m))
+	if err != nil {
+		return body, fmt.Errorf("opening message %s: %w", m.ID, err)
+	}
+	defer clear(plain)
+	if err := json.Unmarshal(plain, &body); err != nil {
+		return MessageBody{}, fmt.Errorf("opening message %s: malformed body", m.ID)
+	}
+	return body, nil
+}
+
+// errNoMessage is the answer about a message that does not exist, or is
+// another tenant's.
+var errNoMessage = &Error{Code: ENOTFOUND, Reason: "not_found", Message: "no such message"}
+
+// OutboxMessages lists outbox messages, newest first, for operators: a
+// tenant's (f.Tenant) or every tenant's. Their payloads are left out:
+// they hold codes and addresses.
+func (s *Service) OutboxMessages(ctx context.Context, f MessageFilter) ([]*Message, error) {
+	switch f.Status {
+	case "", MessageQueued, MessageSent, MessageFailed:
+	default:
+		return nil, Errorf(EINVALID, "status must be queued, sent or failed")
+	}
+	if f.Limit < 0 || f.Limit > 1000 {
+		return nil, Errorf(EINVALID, "limit must be 1 to 1000")
+	}
+	if f.Limit == 0 {
+		f.Limit = 100
+	}
+	ms, err := s.store.Messages(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range ms {
+		m.Payload = nil
+	}
+	return ms, nil
+}
+
+// RetryMessage queues a failed message again, due at once, or makes a
+// queued one waiting for its next try due at once, as an operator asks.
+// tenant, when not empty, is the caller's: another tenant's message is
+// not found. A sent message is a conflict: its payload is gone. The
+// message keeps its creation time, so one that failed after retrying
+// for a day gets one more try.
+func (s *Service) RetryMessage(ctx context.Context, tenant, id string) error {
+	if id == "" {
+		return Errorf(EINVALID, "message ID is empty")
+	}
+	ms, err := s.store.Messages(ctx, MessageFilter{Tenant: tenant, ID: id, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(ms) == 0 {
+		return errNoMessage
+	}
+	m := ms[0]
+	if m.Status == MessageSent {
+		return &Error{Code: ECONFLICT, Reason: "already_sent", Message: "the message was sent: there is nothing left to send"}
+	}
+	now := s.now()
+	e := s.event(ctx, EventMessageRetried, UserRef{Tenant: m.Tenant, User: m.User}, "", now)
+	e.Detail = messageDetail(m)
+	if err := s.store.RetryMessage(ctx, id, now, e); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return errNoMessage // sent meanwhile
+		}
+		return err
+	}
+	s.Notify()
+	return nil
+}
+
+// OutboxStats returns the state of the outbox, for metrics.
+func (s *Service) OutboxStats(ctx context.Context) (OutboxStats, error) {
+	return s.store.OutboxStats(ctx)
+}
+
+// messageDetail names a message in an audit entry: never its payload.
+func messageDetail(m *Message) string {
+	return fmt.Sprintf("message %s (%s %s)", m.ID, m.Channel, m.Kind)
+}

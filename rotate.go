@@ -103,6 +103,8 @@ func (s *Service) reseal(ctx context.Context, v SealedSecret) error {
 	switch {
 	case v.Device != nil:
 		ad = SecretAD(v.Device)
+	case v.Message != nil:
+		ad = MessageAD(v.Message)
 	case v.Setting != "":
 		ad = settingAD(v.Setting)
 	case v.PromptKeyOf != "":
@@ -110,7 +112,7 @@ func (s *Service) reseal(ctx context.Context, v SealedSecret) error {
 	case v.WebhookOf != "":
 		ad = webhookSecretAD(v.WebhookOf)
 	default:
-		return fmt.Errorf("sealed value %s: neither a device nor a setting", v.Ref)
+		return fmt.Errorf("sealed value %s: neither a device, a message, a setting nor a prompt key", v.Ref)
 	}
 	blob, changed, err := s.keys.Reseal(v.Blob, ad)
 	if err != nil {

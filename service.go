@@ -36,6 +36,7 @@ type Service struct {
 	apiKeys  keyCache
 	walks    auditWalks // audit verification, one walk at a time
 	webhooks webhookCache
+	wake     chan struct{} // Notify wakes DeliverOutbox
 }
 
 // Options configure a Service. The zero value takes the defaults.
@@ -61,7 +62,7 @@ const (
 // On a store handle that has just migrated the database to keyed hashes
 // of API keys and links, it rehashes the ones stored before.
 func NewService(ctx context.Context, store Store, keys *seal.Keyring, opts Options) (*Service, error) {
-	s := &Service{store: store, keys: keys, policy: DefaultPolicy(), now: time.Now, log: opts.Logger}
+	s := &Service{store: store, keys: keys, policy: DefaultPolicy(), now: time.Now, log: opts.Logger, wake: make(chan struct{}, 1)}
 	if opts.Policy != nil {
 		s.policy = *opts.Policy
 	}
