@@ -34,6 +34,7 @@ func commands() []command {
 		{"tenant", "set a tenant's prompt key, return URLs and webhook", runTenant},
 		{"keys", "rotate and inspect the master keyring", runKeys},
 		{"audit", "verify or tail the audit log", runAudit},
+		{"outbox", "list the messages twofa sends, find failed ones and retry them", runOutbox},
 		{"migrate", "create or upgrade the database schema", runMigrate},
 		{"otp", "compute, verify and provision one-time passwords (like oathtool)", runOTP},
 		{"demo", "run twofa and a demo site that signs in with it, to try it out", runDemo},
