@@ -36,6 +36,8 @@ type Options struct {
 	// entries X-End-User-IP chains skip (clientip.go); nil: none, and a
 	// page's client is the connection's peer.
 	TrustedProxies []netip.Prefix
+	// Sends, if set, is exported at /metrics: the outbox worker's tries.
+	Sends *SendCounter
 }
 
 type server struct {
@@ -59,6 +61,7 @@ func NewHandler(svc *twofa.Service, opts Options) http.Handler {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.metrics.watchOutbox(svc, opts.Sends, s.now, s.log)
 	mux := http.NewServeMux()
 	s.addRoutes(mux)
 	var h http.Handler = s.jsonMisses(mux)

@@ -46,6 +46,8 @@ func (s *server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("PUT /v1/webhook", admin(s.handleSetWebhook()))
 	mux.Handle("GET /v1/webhook", admin(s.handleWebhook()))
 	mux.Handle("DELETE /v1/webhook", admin(s.handleRemoveWebhook()))
+	mux.Handle("GET /v1/outbox", admin(s.handleOutbox()))
+	mux.Handle("POST /v1/outbox/{message_id}/retry", admin(s.handleOutboxRetry()))
 
 	s.addPageRoutes(mux) // the hosted pages and the links to them: pages_routes.go
 	s.addAdminRoutes(mux)
