@@ -4,11 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twofa/twofa"
+	"github.com/twofa/twofa/web"
 )
 
 // queueTestMessages adds three messages to the database in dir, through
@@ -17,14 +19,28 @@ import (
 // that no output may show.
 func queueTestMessages(t *testing.T, dir string) {
 	t.Helper()
-	ctx := context.Background()
+	svc, st := openTestService(t, dir)
+	defer st.Close()
+	queueMessages(t, svc, st)
+}
+
+// openTestService opens the Service on the data directory dir, as the
+// commands do.
+func openTestService(t *testing.T, dir string) (*twofa.Service, store) {
+	t.Helper()
 	c := &config{data: dir, logLevel: "error"}
 	e := &env{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard}
-	svc, st, err := c.open(ctx, e, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	svc, st, err := c.open(context.Background(), e, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	return svc, st
+}
+
+// queueMessages adds queueTestMessages's messages through st.
+func queueMessages(t *testing.T, svc *twofa.Service, st store) {
+	t.Helper()
+	ctx := context.Background()
 	now := time.Now().UTC()
 	// No Service method queues a bare message; the events are linked
 	// with a chain of the test's own, which no test here verifies.
@@ -107,5 +123,68 @@ func TestRun_Outbox(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// sendFunc is a Sender of a function.
+type sendFunc func(context.Context, *twofa.Outgoing) error
+
+func (f sendFunc) Send(ctx context.Context, m *twofa.Outgoing) error { return f(ctx, m) }
+
+// TestStartOutbox: the worker twofa serve runs sends with the senders it
+// is given, counts its tries for /metrics, and stops with its context.
+func TestStartOutbox(t *testing.T) {
+	svc, st := openTestService(t, t.TempDir())
+	defer st.Close()
+	queueMessages(t, svc, st) // msg_waiting is queued, due in an hour
+	if err := st.RetryMessage(context.Background(), "msg_waiting", time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *twofa.Outgoing, 10)
+	senders := map[twofa.Channel]twofa.Sender{twofa.ChannelEmail: sendFunc(func(_ context.Context, m *twofa.Outgoing) error {
+		got <- m
+		return nil
+	})}
+	logs := &syncBuffer{}
+	sends := web.NewSendCounter()
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := startOutbox(ctx, svc, slog.New(slog.NewJSONHandler(logs, nil)), senders, sends)
+	select {
+	case m := <-got:
+		if m.ID != "msg_waiting" || m.Body.Code != "73918264" {
+			t.Errorf("sent %s with code %q, want msg_waiting and its code", m.ID, m.Body.Code)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the worker sent nothing")
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		ms, err := st.Messages(context.Background(), twofa.MessageFilter{ID: "msg_waiting"})
+		if err == nil && len(ms) == 1 && ms[0].Status == twofa.MessageSent {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("msg_waiting was not recorded as sent: %v, %v", ms, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	wait()
+	if !strings.Contains(logs.String(), `"channels":["email"]`) {
+		t.Errorf("log does not name the channels sent: %s", logs)
+	}
+	w := httptest.NewRecorder()
+	web.NewHandler(svc, web.Options{Sends: sends}).ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	if want := `twofa_outbox_sends_total{channel="email",outcome="sent"} 1`; !strings.Contains(w.Body.String(), want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
+
+	// No sender: the worker waits, says so, and stops with its context.
+	logs = &syncBuffer{}
+	ctx, cancel = context.WithCancel(context.Background())
+	wait = startOutbox(ctx, svc, slog.New(slog.NewJSONHandler(logs, nil)), nil, nil)
+	cancel()
+	wait()
+	if !strings.Contains(logs.String(), "no senders configured") {
+		t.Errorf("log does not say no senders are configured: %s", logs)
 	}
 }

@@ -11,8 +11,10 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"slices"
 	"time"
 
+	"github.com/twofa/twofa"
 	"github.com/twofa/twofa/web"
 )
 
@@ -61,8 +63,17 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+
+	// The outbox's senders, one line each: a channel without one keeps its
+	// messages queued.
+	senders := map[twofa.Channel]twofa.Sender{}
+	sends := web.NewSendCounter()
+	outboxCtx, stopOutbox := context.WithCancel(ctx)
+	waitOutbox := startOutbox(outboxCtx, svc, log, senders, sends)
+	defer func() { stopOutbox(); waitOutbox() }()
+
 	srv := &http.Server{
-		Handler:           web.NewHandler(svc, web.Options{Logger: log, Ready: st.Ping, PublicURL: publicURL, TrustedProxies: trusted}),
+		Handler:           web.NewHandler(svc, web.Options{Logger: log, Ready: st.Ping, PublicURL: publicURL, TrustedProxies: trusted, Sends: sends}),
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
@@ -140,6 +151,37 @@ func warnTrustAll(log *slog.Logger, trusted []netip.Prefix) {
 			log.Warn("--trusted-proxies trusts every address: any client can choose the address the per-IP limits and the audit log see", "prefix", p.String())
 		}
 	}
+}
+
+// startOutbox runs the outbox's worker with the senders until ctx ends,
+// counting its tries in sends (if not nil), and returns a function that
+// waits for it to stop: sends under way when ctx ends are interrupted
+// and queued again, for the next worker.
+func startOutbox(ctx context.Context, svc *twofa.Service, log *slog.Logger, senders map[twofa.Channel]twofa.Sender, sends *web.SendCounter) (wait func()) {
+	var channels []string
+	for c, sn := range senders {
+		if sn != nil {
+			channels = append(channels, string(c))
+		}
+	}
+	slices.Sort(channels)
+	if len(channels) == 0 {
+		log.Info("outbox: no senders configured; messages stay queued")
+	} else {
+		log.Info("outbox: sending", "channels", channels)
+	}
+	var opts twofa.DeliverOptions
+	if sends != nil {
+		opts.OnSend = sends.Observe
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := svc.DeliverOutbox(ctx, senders, opts); err != nil {
+			log.Error("outbox: the worker stopped", "err", err)
+		}
+	}()
+	return func() { <-done }
 }
 
 // debugHandler serves Go's profiler, on its own listener so that it is
