@@ -83,8 +83,11 @@ func (s *Store) ClaimMessages(ctx context.Context, channels []twofa.Channel, now
 		args = append(args, string(c))
 		marks[i] = fmt.Sprintf("?%d", len(args))
 	}
+	// INDEXED BY: without statistics, SQLite would rather read every
+	// queued message by status and sort them, those waiting for a retry
+	// an hour away included.
 	q := `UPDATE outbox SET attempts = attempts + 1, lease_token = ?1, lease_until = ?2
-		WHERE seq IN (SELECT seq FROM outbox
+		WHERE seq IN (SELECT seq FROM outbox INDEXED BY outbox_due
 			WHERE status = 'queued' AND next_at <= ?3 AND (lease_until IS NULL OR lease_until <= ?3)
 				AND channel IN (` + strings.Join(marks, ", ") + `)
 			ORDER BY next_at, seq LIMIT ?4)
