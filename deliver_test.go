@@ -494,34 +494,44 @@ func anotherService(t *testing.T, f *fixture, where string) (*twofa.Service, two
 	return svc, st
 }
 
-func TestDeliverOutbox_TwoWorkers(t *testing.T) {
-	// Two processes send a burst: every message once, by one of them.
+func TestDeliverOutbox_Replicas(t *testing.T) {
+	// Three processes send a burst of 1,000 notices: each once, by one of
+	// them.
 	forEachStore(t, func(t *testing.T, open func(t testing.TB) (twofa.Store, string)) {
 		store, where := open(t)
 		f := newFixture(t, store, nil)
-		svc2, _ := anotherService(t, f, where)
-		const n = 100
+		const n = 1000
 		var ids []string
 		for range n {
 			ids = append(ids, f.queue(t, twofa.ChannelEmail, twofa.KindNotice, twofa.MessageBody{To: testAddress}).ID)
 		}
-		a, b := &sendRecorder{}, &sendRecorder{}
-		opts := twofa.DeliverOptions{Concurrency: 4}
-		runWorker(t, f.svc, map[twofa.Channel]twofa.Sender{twofa.ChannelEmail: a}, opts)
-		runWorker(t, svc2, map[twofa.Channel]twofa.Sender{twofa.ChannelEmail: b}, opts)
+		svcs := []*twofa.Service{f.svc}
+		for range 2 {
+			svc, _ := anotherService(t, f, where)
+			svcs = append(svcs, svc)
+		}
+		var recs []*sendRecorder
+		for _, svc := range svcs {
+			rec := &sendRecorder{}
+			recs = append(recs, rec)
+			runWorker(t, svc, map[twofa.Channel]twofa.Sender{twofa.ChannelEmail: rec}, twofa.DeliverOptions{Concurrency: 4})
+		}
 		eventually(t, "every message sent", func() bool {
 			st, err := f.store.OutboxStats(context.Background())
 			return err == nil && st.Sent == n
 		})
-		sent := append(a.ids(), b.ids()...)
+		var sent []string
+		var each []int
+		for _, rec := range recs {
+			sent = append(sent, rec.ids()...)
+			each = append(each, len(rec.ids()))
+		}
 		slices.Sort(sent)
 		slices.Sort(ids)
 		if !slices.Equal(sent, ids) {
-			t.Errorf("sent %d messages (%d and %d by each worker), want each of the %d once", len(sent), len(a.ids()), len(b.ids()), n)
+			t.Errorf("%d sends (%v by each replica), want each of the %d messages once", len(sent), each, n)
 		}
-		if len(a.ids()) == 0 || len(b.ids()) == 0 {
-			t.Logf("one worker sent everything (%d, %d): the test shows no double send, but not sharing", len(a.ids()), len(b.ids()))
-		}
+		t.Logf("sends by replica: %v", each)
 	})
 }
 
