@@ -148,10 +148,10 @@ func IsPermanent(err error) bool {
 
 // OutboxStore keeps the outbox. Messages are added by the change that
 // causes them: a store appends AuditEvent.Messages in the transaction
-// that appends the event, each queued and due at its NextAt, with its
-// ID, Tenant, User, Channel, Kind, Payload, KeyID and CreatedAt (its
-// other fields are the store's); when that transaction fails, no
-// message is added.
+// that appends the event, each queued, with its ID, Tenant, User,
+// Channel, Kind, Payload and KeyID, created and due as NewMessageTimes
+// says (its other fields are the store's); when that transaction fails,
+// no message is added.
 type OutboxStore interface {
 	// ClaimMessages leases up to limit queued messages of the channels
 	// that are due at now (NextAt <= now and no unexpired lease), oldest
@@ -186,6 +186,27 @@ type OutboxStore interface {
 	// OutboxStats counts the messages by status, and returns the creation
 	// time of the oldest queued one (zero when none is queued).
 	OutboxStats(ctx context.Context) (OutboxStats, error)
+}
+
+// NewMessageTimes returns when a message that event e carries is created
+// (its CreatedAt, or else the event's Time) and first due (its NextAt, or
+// else at once), for stores, which refuse a message without an ID,
+// tenant, channel or kind.
+func NewMessageTimes(m *Message, e *AuditEvent) (created, next time.Time, err error) {
+	if m.ID == "" || m.Tenant == "" || m.Channel == "" || m.Kind == "" {
+		return created, next, fmt.Errorf("message %q lacks an ID, tenant, channel or kind", m.ID)
+	}
+	created, next = m.CreatedAt, m.NextAt
+	if created.IsZero() {
+		created = e.Time
+	}
+	if next.IsZero() {
+		next = created
+	}
+	if created.IsZero() {
+		return created, next, fmt.Errorf("message %s has no creation time, nor its event a time", m.ID)
+	}
+	return created, next, nil
 }
 
 // MessageFilter selects outbox messages.

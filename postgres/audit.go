@@ -117,7 +117,7 @@ func queueEvents(b *pgx.Batch, chain int, seqs []int64, prev []byte, evs []*twof
 		if err := e.LinkIn(chain, seqs[i], prev); err != nil {
 			return err
 		}
-		if err := queueMessages(b, e.Messages); err != nil {
+		if err := queueMessages(b, e); err != nil {
 			return err
 		}
 		prev = e.Hash

@@ -24,22 +24,19 @@ import (
 // outboxCols are the columns scanMessage reads, in its order.
 const outboxCols = `seq, id, tenant, user_id, channel, kind, payload, key_id, status, attempts, next_at, last_error, created_at, sent_at`
 
-// queueMessages queues the inserts of an event's messages, queued.
-func queueMessages(b *pgx.Batch, ms []*twofa.Message) error {
-	for _, m := range ms {
+// queueMessages queues the inserts of event e's messages, queued.
+func queueMessages(b *pgx.Batch, e *twofa.AuditEvent) error {
+	for _, m := range e.Messages {
 		if m == nil {
 			continue
 		}
-		if m.ID == "" || m.Tenant == "" || m.Channel == "" || m.Kind == "" || m.CreatedAt.IsZero() {
-			return fmt.Errorf("outbox: message %q lacks an ID, tenant, channel, kind or creation time", m.ID)
-		}
-		next := m.NextAt
-		if next.IsZero() {
-			next = m.CreatedAt
+		created, next, err := twofa.NewMessageTimes(m, e)
+		if err != nil {
+			return fmt.Errorf("outbox: %w", err)
 		}
 		b.Queue(`INSERT INTO outbox (id, tenant, user_id, channel, kind, payload, key_id, status, next_at, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9)`,
-			m.ID, m.Tenant, m.User, string(m.Channel), string(m.Kind), m.Payload, int64(m.KeyID), tstz(next), tstz(m.CreatedAt))
+			m.ID, m.Tenant, m.User, string(m.Channel), string(m.Kind), m.Payload, int64(m.KeyID), tstz(next), tstz(created))
 	}
 	return nil
 }

@@ -35,37 +35,22 @@ const (
 		WHERE id = ? AND status IN ('queued', 'failed')`
 )
 
-// insertMessages adds the messages of an event, queued, in t.
-func insertMessages(t *wtx, ms []*twofa.Message) error {
-	for _, m := range ms {
+// insertMessages adds the messages of event e, queued, in t.
+func insertMessages(t *wtx, e *twofa.AuditEvent) error {
+	for _, m := range e.Messages {
 		if m == nil {
 			continue
 		}
-		if err := checkMessage(m); err != nil {
-			return err
+		created, next, err := twofa.NewMessageTimes(m, e)
+		if err != nil {
+			return fmt.Errorf("sqlite: outbox: %w", err)
 		}
 		if _, err := t.exec(outboxInsertSQL, m.ID, m.Tenant, m.User, string(m.Channel), string(m.Kind),
-			m.Payload, int64(m.KeyID), nextAt(m).UnixMicro(), m.CreatedAt.UnixMicro()); err != nil {
+			m.Payload, int64(m.KeyID), next.UnixMicro(), created.UnixMicro()); err != nil {
 			return fmt.Errorf("sqlite: outbox: message %s: %w", m.ID, err)
 		}
 	}
 	return nil
-}
-
-// checkMessage refuses a message no store could send or list.
-func checkMessage(m *twofa.Message) error {
-	if m.ID == "" || m.Tenant == "" || m.Channel == "" || m.Kind == "" || m.CreatedAt.IsZero() {
-		return fmt.Errorf("sqlite: outbox: message %q lacks an ID, tenant, channel, kind or creation time", m.ID)
-	}
-	return nil
-}
-
-// nextAt is when a new message is first due: its NextAt, or at once.
-func nextAt(m *twofa.Message) time.Time {
-	if m.NextAt.IsZero() {
-		return m.CreatedAt
-	}
-	return m.NextAt
 }
 
 // ClaimMessages leases up to limit due messages of the channels.

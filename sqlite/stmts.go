@@ -157,7 +157,7 @@ func (t *wtx) appendEvents(events ...*twofa.AuditEvent) error {
 			return fmt.Errorf("sqlite: audit: %w", err)
 		}
 		t.head.seq, t.head.hash = e.Seq, bytes.Clone(e.Hash)
-		if err := insertMessages(t, e.Messages); err != nil {
+		if err := insertMessages(t, e); err != nil {
 			return err
 		}
 	}

@@ -157,6 +157,39 @@ func testOutboxAppend(t *testing.T, open Opener) {
 		wantMessage(t, "msg_c", s, &wc)
 	})
 
+	t.Run("TimesFromTheEvent", func(t *testing.T) {
+		// A message without times is created at its event's time and due
+		// at once.
+		s := openStore(t, open)
+		m := &twofa.Message{ID: "msg_a", Tenant: "acme", User: "alice", Channel: twofa.ChannelEmail, Kind: twofa.KindCode,
+			Payload: sealed(1, "code"), KeyID: 1}
+		e := carrying(twofa.EventEnrollStarted, alice, m)
+		e.Time = now0.Add(time.Minute)
+		wantNoErr(t, "AppendAudit", s.AppendAudit(t.Context(), e))
+		w := *m
+		w.Status, w.CreatedAt, w.NextAt = twofa.MessageQueued, now0.Add(time.Minute), now0.Add(time.Minute)
+		wantMessage(t, "message without times", s, &w)
+		claimOne(t, s, now0.Add(time.Minute), tokenA)
+	})
+
+	t.Run("Refused", func(t *testing.T) {
+		// A message no worker could send is refused, with its event.
+		s := openStore(t, open)
+		for _, m := range []*twofa.Message{
+			{Tenant: "acme", Channel: twofa.ChannelEmail, Kind: twofa.KindCode, CreatedAt: now0},
+			{ID: "msg_a", Channel: twofa.ChannelEmail, Kind: twofa.KindCode, CreatedAt: now0},
+			{ID: "msg_a", Tenant: "acme", Kind: twofa.KindCode, CreatedAt: now0},
+			{ID: "msg_a", Tenant: "acme", Channel: twofa.ChannelEmail, CreatedAt: now0},
+		} {
+			if err := s.AppendAudit(t.Context(), carrying(twofa.EventEnrollStarted, alice, m)); err == nil {
+				t.Errorf("AppendAudit(message %+v) = nil, want an error", m)
+			}
+		}
+		wantLog(t, s)
+		ms, err := s.Messages(t.Context(), twofa.MessageFilter{})
+		wantIDs(t, "Messages", ms, err)
+	})
+
 	t.Run("WithChanges", func(t *testing.T) {
 		// Every change that appends an event adds its messages.
 		s := openStore(t, open)
