@@ -75,7 +75,10 @@ var webhookEvents = []EventType{
 // records a delivery of the outbox belongs here: were it sent, each
 // webhook's delivery would make another, forever.
 var noWebhookEvents = map[EventType]string{
-	EventKeysRotated: "it concerns the operator, and no tenant",
+	EventKeysRotated:    "it concerns the operator, and no tenant",
+	EventMessageSent:    "it records a delivery of the outbox",
+	EventMessageFailed:  "it records a delivery of the outbox",
+	EventMessageRetried: "it records an operator's retry of a delivery",
 }
 
 // WebhookEvents returns the event types a webhook may be limited to.
