@@ -112,7 +112,7 @@ func (s *Service) reseal(ctx context.Context, v SealedSecret) error {
 	case v.WebhookOf != "":
 		ad = webhookSecretAD(v.WebhookOf)
 	default:
-		return fmt.Errorf("sealed value %s: neither a device, a message, a setting nor a prompt key", v.Ref)
+		return fmt.Errorf("sealed value %s: not a device, a message, a setting, a prompt key or a webhook secret", v.Ref)
 	}
 	blob, changed, err := s.keys.Reseal(v.Blob, ad)
 	if err != nil {
