@@ -43,12 +43,22 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		defer os.RemoveAll(dir)
 		data = dir
 	}
+	// A catch-all SMTP server prints every email the demo sends, codes
+	// included, so a newcomer sees them without a mail server.
+	mailer, stopMail, err := startDemoMail(e.stdout)
+	if err != nil {
+		return err
+	}
+	defer stopMail()
 	c := config{data: data, logLevel: "warn", policy: twofa.DefaultPolicy()}
 	svc, st, log, err := c.start(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	outboxCtx, stopOutbox := context.WithCancel(ctx)
+	waitOutbox := startOutbox(outboxCtx, svc, log, map[twofa.Channel]twofa.Sender{twofa.ChannelEmail: mailer}, nil)
+	defer func() { stopOutbox(); waitOutbox() }()
 
 	twofaLn, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/twofa/twofa"
 	"github.com/twofa/twofa/web"
+	"github.com/twofa/twofa/webhook"
 )
 
 func encodeKey(key []byte) string { return base64.StdEncoding.EncodeToString(key) }
@@ -33,6 +34,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	envFlag(fs, e, &keyFile, "tls-key", "", "TLS private key `file` (PEM)")
 	envFlag(fs, e, &debugAddr, "debug-addr", "", "`address` for Go's profiler (/debug/pprof/), apart from the API; keep it on loopback (default: off)", optional(checkAddr))
 	envVar(fs, e, &prefixesValue{&trusted}, "trusted-proxies", "`CIDR`s of reverse proxies whose X-Forwarded-For or Forwarded names the client of the hosted pages, comma-separated (default: none)")
+	var mc mailConfig
+	mc.register(fs, e)
+	var webhookPrivate bool
+	envVar(fs, e, &boolValue{&webhookPrivate}, "webhook-allow-private", "let tenants' webhooks reach loopback, private and link-local addresses: only when every tenant administrator may reach the network twofa runs in (default: false)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -52,6 +57,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
+	mailer, err := mc.sender(e) // before the database, so a bad setting changes nothing
+	if err != nil {
+		return err
+	}
 	svc, st, log, err := c.start(ctx, e)
 	if err != nil {
 		return err
@@ -66,7 +75,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 
 	// The outbox's senders, one line each: a channel without one keeps its
 	// messages queued.
-	senders := map[twofa.Channel]twofa.Sender{}
+	senders := map[twofa.Channel]twofa.Sender{
+		twofa.ChannelWebhook: webhook.NewSender(svc, webhook.Options{AllowPrivate: webhookPrivate}),
+	}
+	if mailer != nil {
+		senders[twofa.ChannelEmail] = mailer
+	} else {
+		log.Info("no SMTP server set (--smtp-url): email factors and notices are unavailable")
+	}
 	sends := web.NewSendCounter()
 	outboxCtx, stopOutbox := context.WithCancel(ctx)
 	waitOutbox := startOutbox(outboxCtx, svc, log, senders, sends)

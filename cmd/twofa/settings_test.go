@@ -89,6 +89,14 @@ var settingCases = []struct {
 	{cmds("serve"), "verify-per-ip", true, []string{"abc", "-1", "1e3", "2147483648"}, "want a whole number from 0 to 2147483647"},
 	{cmds("serve"), "verify-per-tenant", true, []string{"abc", "-1", "2147483648"}, "want a whole number from 0 to 2147483647"},
 	{cmds("serve"), "max-failures-per-day", true, []string{"abc", "-1", "2147483648"}, "want a whole number from 0 to 2147483647"},
+	{cmds("serve"), "smtp-url", true, []string{"mail.example.com", "http://mail.example.com", "smtp://", "smtp://mail.example.com:0"}, "want"},
+	{cmds("serve"), "smtp-url", true, []string{"smtp://u:pw@mail.example.com"}, "want it apart"},
+	{cmds("serve"), "smtp-url", true, []string{"smtp://mail.example.com?tls=maybe"}, "want required, opportunistic or none"},
+	{cmds("serve"), "smtp-url", true, []string{"smtp://mail.example.com"}, "is set but --mail-from is not: want"},
+	{cmds("serve"), "smtp-password-file", true, []string{"$DIR/none"}, "is set but --smtp-url is not: want"},
+	{cmds("serve"), "mail-from", true, []string{"security@acme.example"}, "is set but --smtp-url is not: want"},
+	{cmds("serve"), "mail-templates", true, []string{"$DIR"}, "is set but --smtp-url is not: want"},
+	{cmds("serve"), "webhook-allow-private", true, []string{"maybe", "2"}, "want true or false"},
 	{cmds("serve"), "issuer", true, []string{"", "ACME:Co", " ACME", "ACME\x01", strings.Repeat("x", 65), "\xff"}, "want 1 to 64 bytes of text"},
 
 	// twofa demo.
