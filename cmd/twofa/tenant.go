@@ -15,7 +15,32 @@ var runTenant = subcommands("tenant", "A tenant's settings for the hosted verifi
 	{"prompt-key", "make a new prompt key (printed once) that signs prompt requests and results", runTenantPromptKey},
 	{"return-urls", "register the URLs the prompt may send users back to", runTenantReturnURLs},
 	{"webhook", "send the tenant's events to a URL, signed (Standard Webhooks)", runTenantWebhook},
+	{"restricted", "let a restricted factor (email) be a user's only factor, or not (the default)", runTenantRestricted},
 })
+
+func runTenantRestricted(ctx context.Context, e *env, args []string) error {
+	var tenant *string
+	var allow bool
+	return adminCmd(ctx, e, args, "twofa tenant restricted [--tenant T] --allow true|false", func(fs *flag.FlagSet) {
+		tenant = fs.String("tenant", "default", "the tenant")
+		fs.Var(boolArg{&boolValue{&allow}}, "allow", "true: email may be a user's only factor; false: it needs an authenticator app or backup codes beside it (NIST SP 800-63B rev 4)")
+	}, func(ctx context.Context, svc *twofa.Service, _ store, fs *flag.FlagSet) error {
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "allow" })
+		if !set || fs.NArg() > 0 {
+			return usageError("say --allow true or --allow false, and nothing else")
+		}
+		if err := svc.SetRestrictedOnly(ctx, *tenant, allow); err != nil {
+			return err
+		}
+		if allow {
+			fmt.Fprintf(e.stdout, "tenant %s: email may be a user's only factor\n", *tenant)
+		} else {
+			fmt.Fprintf(e.stdout, "tenant %s: email needs an authenticator app or backup codes beside it\n", *tenant)
+		}
+		return nil
+	})
+}
 
 var runTenantWebhook = subcommands("tenant webhook", "A tenant's webhook: every audit event of the tenant, POSTed to a URL and signed as Standard Webhooks specify.", []command{
 	{"set", "set the webhook's URL and event types; prints its new signing secret, once", runTenantWebhookSet},
@@ -118,3 +143,15 @@ func runTenantReturnURLs(ctx context.Context, e *env, args []string) error {
 		return nil
 	})
 }
+
+// boolArg is a boolean flag that takes its value as the next argument
+// (--allow false), as a setting that must be said outright does.
+type boolArg struct{ v *boolValue }
+
+func (b boolArg) String() string {
+	if b.v == nil {
+		return "false"
+	}
+	return b.v.String()
+}
+func (b boolArg) Set(s string) error { return b.v.Set(s) }

@@ -58,3 +58,33 @@ func TestRun_TenantWebhook(t *testing.T) {
 		})
 	}
 }
+
+// TestRun_TenantRestricted lets email be a user's only factor in one
+// tenant, and then not, as an operator would.
+func TestRun_TenantRestricted(t *testing.T) {
+	dir := t.TempDir()
+	data := func(args ...string) []string {
+		return append(append([]string{"tenant", "restricted"}, args...), "--data", dir)
+	}
+	for _, tt := range []struct {
+		name       string
+		args       []string
+		wantOut    string
+		wantErr    string
+		wantStatus int
+	}{
+		{"Allow", data("--tenant", "acme", "--allow", "true"), "tenant acme: email may be a user's only factor", "", 0},
+		{"Deny", data("--tenant", "acme", "--allow=false"), "email needs an authenticator app or backup codes beside it", "", 0},
+		{"Missing", data("--tenant", "acme"), "", "--allow true or --allow false", 2},
+		{"Bad", data("--tenant", "acme", "--allow", "maybe"), "", "want true or false", 2},
+		{"Extra", data("--tenant", "acme", "--allow", "true", "more"), "", "nothing else", 2},
+		{"BadTenant", data("--tenant", "", "--allow", "true"), "", "tenant ID is empty", 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, status := runCLI(t, "", tt.args...)
+			if status != tt.wantStatus || !strings.Contains(out, tt.wantOut) || !strings.Contains(errOut, tt.wantErr) {
+				t.Errorf("status %d, stdout %q, stderr %q; want %d, %q and %q", status, out, errOut, tt.wantStatus, tt.wantOut, tt.wantErr)
+			}
+		})
+	}
+}
