@@ -20,14 +20,17 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/twofa/twofa/internal/mailpit"
 	"github.com/twofa/twofa/otp"
 	"github.com/twofa/twofa/prompt"
 )
@@ -112,10 +115,21 @@ func (s *toxicSet) check(t *testing.T, where string, text []byte, scrub func([]b
 
 func TestHygiene(t *testing.T) {
 	dir := t.TempDir()
-	srv := startServer(t, dir)
+	mp := mailpit.Start(t, mailpit.Options{})
+	hooks := newHookReceiver(t)
+	mailArgs := []string{"--smtp-url", "smtp://" + mp.SMTPAddr() + "?tls=none", "--mail-from", "security@acme.example", "--webhook-allow-private", "true"}
+	// The tenant's webhook, set before the server starts: servers cache
+	// tenants' webhooks for a few seconds.
+	out, whErr, status := runCLI(t, "", "tenant", "webhook", "set", "--tenant", "acme", "--url", hooks.url, "--data", dir)
+	whsec := strings.TrimSpace(out)
+	if status != 0 || !strings.HasPrefix(whsec, "whsec_") {
+		t.Fatalf("webhook set: %d %q %s", status, out, whErr)
+	}
+	srv := startServer(t, dir, mailArgs...)
 	var sec toxicSet
 	var errBodies []string
 	var cliErr strings.Builder
+	cliErr.WriteString(whErr)
 	cli := func(args ...string) string {
 		t.Helper()
 		out, errOut, status := runCLI(t, "", args...)
@@ -290,6 +304,46 @@ func TestHygiene(t *testing.T) {
 		t.Fatalf("prompt: %d", st)
 	}
 
+	// Email: an address (sealed at rest), the codes it is sent (read from
+	// Mailpit, as the user would), a sign-in by email, and a webhook's
+	// signing secret. A wrong code of each kind too.
+	whRaw, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(whsec, "whsec_"))
+	sec.text("webhook secret", whsec, strings.TrimPrefix(whsec, "whsec_"))
+	sec.raw("webhook secret", whRaw)
+	addr := "Alice.Hygiene@mail.example"
+	sec.text("email address", addr, strings.ToLower(addr), "Alice.Hygiene@")
+	r = call(app, "POST", "/v1/users/alice/email", map[string]any{"address": addr})
+	if r.status != 201 {
+		t.Fatalf("enroll email: %d %s", r.status, r.raw)
+	}
+	emailDev := r.body["device"].(map[string]any)["id"].(string)
+	chl := r.body["challenge"].(map[string]any)["challenge_id"].(string)
+	emailCode := func(n int) string {
+		t.Helper()
+		ms := mp.WaitFor(t, "to:"+addr, n, 30*time.Second)
+		m := regexp.MustCompile(`\b[0-9]{8}\b`).FindString(mp.Message(t, ms[0].ID).Text)
+		if m == "" {
+			t.Fatalf("no code in the newest email to %s", addr)
+		}
+		sec.code(m)
+		return m
+	}
+	code1 := emailCode(1)
+	sec.code("00000000")
+	call(app, "POST", "/v1/users/alice/email/"+emailDev+"/confirm", map[string]string{"challenge_id": chl, "code": "00000000"})
+	if r = call(app, "POST", "/v1/users/alice/email/"+emailDev+"/confirm", map[string]string{"challenge_id": chl, "code": code1}); r.body["valid"] != true {
+		t.Fatalf("confirm email: %d %s", r.status, r.raw)
+	}
+	r = call(app, "POST", "/v1/users/alice/challenges", map[string]string{"factor": "email"})
+	chl = r.str("challenge_id")
+	code2 := emailCode(3) // the code, the notice of the new address, this one
+	call(app, "POST", "/v1/users/alice/challenges/"+chl+"/verify", map[string]string{"code": code1})
+	if r = call(app, "POST", "/v1/users/alice/challenges/"+chl+"/verify", map[string]string{"code": code2}); r.body["valid"] != true {
+		t.Fatalf("verify email code: %d %s", r.status, r.raw)
+	}
+	call(app, "POST", "/v1/users/alice/email", map[string]any{"address": addr + "\r\nBcc: x@evil.example"})
+	hooks.wait(t, 3)
+
 	// Key rotation: a new active key, every secret re-sealed under it,
 	// and the server restarted with the new keyring.
 	newB64 := strings.TrimSpace(cli("keys", "generate"))
@@ -307,7 +361,7 @@ func TestHygiene(t *testing.T) {
 	if out := cli("keys", "rotate", "--data", dir, "--master-key-file", keyring); !strings.Contains(out, "0 under older keys") {
 		t.Fatalf("rotate: %s", out)
 	}
-	srv = startServer(t, dir, "--master-key-file", keyring)
+	srv = startServer(t, dir, append([]string{"--master-key-file", keyring}, mailArgs...)...)
 	for _, cl := range []*client{app, admin, anon} {
 		cl.base = srv.url
 	}
@@ -375,6 +429,7 @@ func TestHygiene(t *testing.T) {
 	sec.check(t, "the server's log", []byte(logs), scrubLog)
 	sec.check(t, "the CLI's output", []byte(cliErr.String()), scrubLog)
 	sec.check(t, "the audit log", []byte(audit.String()), func(b []byte) []byte { return hashRE.ReplaceAll(timeRE.ReplaceAll(b, nil), nil) })
+	sec.check(t, "the webhooks", []byte(hooks.bodies()), func(b []byte) []byte { return timeRE.ReplaceAll(b, nil) })
 	sec.check(t, "twofa audit tail", []byte(all), func(b []byte) []byte { return rfc3339RE.ReplaceAll(b, nil) })
 	for i, b := range errBodies {
 		sec.check(t, fmt.Sprintf("error body %d", i), []byte(b), nil)
@@ -417,4 +472,45 @@ func (b *hygieneBrowser) send(method, u, ctype, body string) (int, string) {
 		*b.errors = append(*b.errors, string(raw))
 	}
 	return resp.StatusCode, string(raw)
+}
+
+// hookReceiver is an application's webhook endpoint: it keeps what it is
+// sent.
+type hookReceiver struct {
+	url string
+	mu  sync.Mutex
+	got []string
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	h := &hookReceiver{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		h.mu.Lock()
+		h.got = append(h.got, string(b))
+		h.mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	h.url = srv.URL + "/hooks"
+	return h
+}
+
+// wait waits until at least n deliveries arrived.
+func (h *hookReceiver) wait(t *testing.T, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		h.mu.Lock()
+		got := len(h.got)
+		h.mu.Unlock()
+		if got >= n {
+			return
+		}
+	}
+	t.Fatalf("fewer than %d webhook deliveries arrived", n)
+}
+
+func (h *hookReceiver) bodies() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return strings.Join(h.got, "\n")
 }
