@@ -115,6 +115,15 @@ type EmailEnrollment struct {
 // ErrAddressTaken: the user already has this address as a factor.
 var ErrAddressTaken = &Error{Code: ECONFLICT, Reason: "address_taken", Message: "the user already has this address"}
 
+// ErrUnavailable: the factor needs a channel this server does not
+// deliver (email without an SMTP server).
+var ErrUnavailable = &Error{Code: ECONFLICT, Reason: "factor_unavailable",
+	Message: "email is not available on this server: it has no SMTP server to send codes with (an operator sets --smtp-url)"}
+
+// Delivers reports whether the Service delivers messages of the channel
+// (Options.Channels).
+func (s *Service) Delivers(c Channel) bool { return s.channels == nil || s.channels[c] }
+
 // ErrRestrictedOnly: a restricted factor (email) cannot be the user's
 // only factor in this tenant.
 var ErrRestrictedOnly = &Error{Code: ECONFLICT, Reason: "restricted_factor",
@@ -127,6 +136,9 @@ var ErrRestrictedOnly = &Error{Code: ECONFLICT, Reason: "restricted_factor",
 func (s *Service) BeginEmailEnrollment(ctx context.Context, ref UserRef, address, name string) (*EmailEnrollment, error) {
 	if err := ref.Validate(); err != nil {
 		return nil, err
+	}
+	if !s.Delivers(ChannelEmail) {
+		return nil, ErrUnavailable
 	}
 	addr, err := NormalizeEmail(address)
 	if err != nil {
@@ -264,6 +276,9 @@ func (s *Service) StartChallenge(ctx context.Context, ref UserRef, factor, devic
 	}
 	if factor != FactorEmail {
 		return nil, Errorf(EINVALID, "factor must be %q", FactorEmail)
+	}
+	if !s.Delivers(ChannelEmail) {
+		return nil, ErrUnavailable
 	}
 	u, err := s.store.User(ctx, ref)
 	if errors.Is(err, ErrNotFound) {

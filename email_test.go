@@ -453,3 +453,32 @@ func TestService_Notices(t *testing.T) {
 		t.Errorf("a user without email got notices %v", got)
 	}
 }
+
+func TestService_EmailUnavailable(t *testing.T) {
+	// A server that delivers no email says so, rather than queueing codes
+	// that nobody sends.
+	store, _ := openSQLite(t)
+	f := newFixture(t, store, nil)
+	ctx := context.Background()
+	ref := twofa.UserRef{Tenant: "acme", User: "nomail"}
+	f.enroll(t, ref, "Phone")
+	f.withEmail(t, ref, "nomail@example.com")
+	svc, err := twofa.NewService(ctx, store, f.keys, twofa.Options{Now: f.clock.Now, Channels: []twofa.Channel{twofa.ChannelWebhook}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.Delivers(twofa.ChannelEmail) || !svc.Delivers(twofa.ChannelWebhook) || !f.svc.Delivers(twofa.ChannelEmail) {
+		t.Errorf("Delivers: email %t, webhook %t, email without Channels %t; want false, true, true",
+			svc.Delivers(twofa.ChannelEmail), svc.Delivers(twofa.ChannelWebhook), f.svc.Delivers(twofa.ChannelEmail))
+	}
+	before := len(f.outbox(t, "acme"))
+	if _, err := svc.BeginEmailEnrollment(ctx, ref, "other@example.com", ""); !errors.Is(err, twofa.ErrUnavailable) {
+		t.Errorf("BeginEmailEnrollment: %v; want ErrUnavailable", err)
+	}
+	if _, err := svc.StartChallenge(ctx, ref, twofa.FactorEmail, ""); !errors.Is(err, twofa.ErrUnavailable) {
+		t.Errorf("StartChallenge: %v; want ErrUnavailable", err)
+	}
+	if n := len(f.outbox(t, "acme")); n != before {
+		t.Errorf("%d messages queued by refused calls", n-before)
+	}
+}

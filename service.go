@@ -37,6 +37,8 @@ type Service struct {
 	walks    auditWalks // audit verification, one walk at a time
 	webhooks webhookCache
 	wake     chan struct{} // Notify wakes DeliverOutbox
+	// channels delivered, when limited (Options.Channels).
+	channels map[Channel]bool
 }
 
 // Options configure a Service. The zero value takes the defaults.
@@ -44,6 +46,10 @@ type Options struct {
 	Policy *Policy          // nil: DefaultPolicy()
 	Now    func() time.Time // nil: time.Now; tests inject a clock
 	Logger *slog.Logger     // nil: discard
+	// Channels are the channels this deployment delivers (it has a
+	// Sender for): a factor that needs another is unavailable, and says
+	// so, rather than queueing messages nobody sends. nil: every channel.
+	Channels []Channel
 }
 
 // Names of the settings the Service keeps sealed in the store.
@@ -71,6 +77,12 @@ func NewService(ctx context.Context, store Store, keys *seal.Keyring, opts Optio
 	}
 	if opts.Now != nil {
 		s.now = opts.Now
+	}
+	if opts.Channels != nil {
+		s.channels = map[Channel]bool{}
+		for _, c := range opts.Channels {
+			s.channels[c] = true
+		}
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))

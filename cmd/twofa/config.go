@@ -38,6 +38,8 @@ type config struct {
 	logLevel      string
 	policy        twofa.Policy
 	fs            *flag.FlagSet // where the settings came from, for messages; nil: defaults
+	// channels the server delivers, for the Service (nil: every one).
+	channels []twofa.Channel
 }
 
 func (c *config) register(fs *flag.FlagSet, e *env) {
@@ -240,7 +242,7 @@ func (c *config) open(ctx context.Context, e *env, log *slog.Logger) (*twofa.Ser
 	if p == (twofa.Policy{}) {
 		p = twofa.DefaultPolicy()
 	}
-	svc, err := twofa.NewService(ctx, st, keys, twofa.Options{Policy: &p, Logger: log})
+	svc, err := twofa.NewService(ctx, st, keys, twofa.Options{Policy: &p, Logger: log, Channels: c.channels})
 	if err != nil {
 		st.Close()
 		return nil, nil, err

@@ -61,6 +61,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	c.channels = []twofa.Channel{twofa.ChannelWebhook}
+	if mailer != nil {
+		c.channels = append(c.channels, twofa.ChannelEmail)
+	}
 	svc, st, log, err := c.start(ctx, e)
 	if err != nil {
 		return err

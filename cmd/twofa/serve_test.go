@@ -293,6 +293,11 @@ func TestServe_API(t *testing.T) {
 	if r.status != 200 || r.body["valid"] != false {
 		t.Errorf("resync with wrong codes: %d %s", r.status, r.raw)
 	}
+	// A server with no SMTP server says email is unavailable.
+	r = app.do("POST", "/v1/users/alice/email", map[string]string{"address": "alice@example.com"})
+	if r.status != 409 || !strings.Contains(r.raw, `"reason":"factor_unavailable"`) || !strings.Contains(r.raw, "--smtp-url") {
+		t.Errorf("email without SMTP: %d %s", r.status, r.raw)
+	}
 	// Admin: audit, chain.
 	r = admin.do("GET", "/v1/audit?user_id=alice&limit=5", nil)
 	events, _ := r.body["events"].([]any)
