@@ -22,16 +22,17 @@ const (
 
 // Reasons refine a code; these are the ones the API gives today.
 const (
-	ReasonMalformedCode   = "malformed_code"    // invalid: not of the form of any of the user's factors
-	ReasonNotEnrolled     = "not_enrolled"      // not_found: the user has no active factor
-	ReasonExpired         = "expired"           // not_found: the enrollment expired
-	ReasonDeviceLimit     = "device_limit"      // conflict: the user has the most devices allowed
-	ReasonLocked          = "locked"            // rate_limited: too many failed codes
-	ReasonRateLimited     = "rate_limited"      // rate_limited: over a rate limit
-	ReasonDuplicateSecret = "duplicate_secret"  // conflict: an imported secret the user already has
-	ReasonAddressTaken    = "address_taken"     // conflict: the user already has this email address
-	ReasonRestricted      = "restricted_factor" // conflict: email would be the user's only factor
-	ReasonChallengeEnded  = "challenge_ended"   // not_found: the challenge was spent, expired or ran out of attempts
+	ReasonMalformedCode   = "malformed_code"     // invalid: not of the form of any of the user's factors
+	ReasonNotEnrolled     = "not_enrolled"       // not_found: the user has no active factor
+	ReasonExpired         = "expired"            // not_found: the enrollment expired
+	ReasonDeviceLimit     = "device_limit"       // conflict: the user has the most devices allowed
+	ReasonLocked          = "locked"             // rate_limited: too many failed codes
+	ReasonRateLimited     = "rate_limited"       // rate_limited: over a rate limit
+	ReasonDuplicateSecret = "duplicate_secret"   // conflict: an imported secret the user already has
+	ReasonAddressTaken    = "address_taken"      // conflict: the user already has this email address
+	ReasonRestricted      = "restricted_factor"  // conflict: email would be the user's only factor
+	ReasonChallengeEnded  = "challenge_ended"    // not_found: the challenge was spent, expired or ran out of attempts
+	ReasonUnavailable     = "factor_unavailable" // conflict: the server delivers no email (no SMTP server)
 )
 
 // Error is an error response of the API. Match it with errors.As or the
