@@ -22,6 +22,10 @@ import (
 // Channel is how an outbox message travels.
 type Channel string
 
+// MessageRetention is how long a message that is done (sent, or failed
+// for good) stays in the outbox before SweepExpired deletes it.
+const MessageRetention = 30 * 24 * time.Hour
+
 // Channels.
 const (
 	ChannelEmail   Channel = "email"
@@ -186,6 +190,11 @@ type OutboxStore interface {
 	// OutboxStats counts the messages by status, and returns the creation
 	// time of the oldest queued one (zero when none is queued).
 	OutboxStats(ctx context.Context) (OutboxStats, error)
+
+	// DeleteMessages deletes up to a thousand messages that were done
+	// (sent, or failed for good) before before, and returns how many.
+	// Queued messages are never deleted.
+	DeleteMessages(ctx context.Context, before time.Time) (int, error)
 }
 
 // NewMessageTimes returns when a message that event e carries is created

@@ -291,6 +291,13 @@ func (s *Service) SweepExpired(ctx context.Context) (int, error) {
 	} else if chs > 0 {
 		s.log.InfoContext(ctx, "swept ended challenges", "count", chs)
 	}
+	// Outbox rows that are done are kept a month, for whoever looks into
+	// a delivery; their payloads went when they were sent.
+	if n, merr := s.store.DeleteMessages(ctx, now.Add(-MessageRetention)); merr != nil {
+		lerr = errors.Join(lerr, fmt.Errorf("sweeping the outbox: %w", merr))
+	} else if n > 0 {
+		s.log.InfoContext(ctx, "swept old outbox messages", "count", n)
+	}
 	ds, err := s.store.DeleteExpired(ctx, now)
 	if err != nil || len(ds) == 0 {
 		return 0, errors.Join(err, lerr)

@@ -204,3 +204,15 @@ func collectMessages(rows pgx.Rows) ([]*twofa.Message, map[*twofa.Message]int64,
 	}
 	return ms, seqs, nil
 }
+
+// DeleteMessages deletes messages that were done (sent or failed for
+// good) before before, a thousand at a time, skipping rows others hold.
+func (s *Store) DeleteMessages(ctx context.Context, before time.Time) (_ int, err error) {
+	defer wrap(&err, "DeleteMessages")
+	tag, err := s.pool.Exec(ctx, `DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox
+		WHERE status <> 'queued' AND sent_at < $1 LIMIT 1000 FOR UPDATE SKIP LOCKED)`, tstz(before))
+	if err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
+}

@@ -227,3 +227,19 @@ func scanMessages[R rowSource](rows R, err error) ([]*twofa.Message, map[*twofa.
 	}
 	return ms, seqs, nil
 }
+
+// DeleteMessages deletes messages that were done (sent or failed for
+// good) before before, a thousand at a time.
+func (s *Store) DeleteMessages(ctx context.Context, before time.Time) (int, error) {
+	var n int64
+	err := s.write(ctx, func(t *wtx) error {
+		var err error
+		n, err = rowsAffected(t.exec(`DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox
+			WHERE status <> 'queued' AND sent_at < ? LIMIT 1000)`, before.UnixMicro()))
+		if err != nil {
+			return fmt.Errorf("sqlite: delete messages: %w", err)
+		}
+		return nil
+	})
+	return int(n), err
+}

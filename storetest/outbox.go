@@ -413,6 +413,29 @@ func testOutboxStats(t *testing.T, open Opener) {
 	}
 }
 
+func testDeleteMessages(t *testing.T, open Opener) {
+	// Messages done before the cut-off go, sent or failed; queued ones and
+	// later ones stay.
+	s := openStore(t, open)
+	for i := range 5 {
+		queue(t, s, newMessage(alice, fmt.Sprintf("msg_%d", i), twofa.ChannelEmail, now0.Add(time.Duration(i)*time.Second)))
+	}
+	for i, st := range []twofa.MessageStatus{twofa.MessageSent, twofa.MessageFailed, twofa.MessageSent} {
+		m := claimOne(t, s, now0.Add(time.Minute), tokenA)
+		_, err := s.FinishMessage(t.Context(), m.ID, tokenA, st, time.Time{}, "", now0.Add(time.Duration(i)*time.Hour), nil)
+		wantNoErr(t, "FinishMessage", err)
+	}
+	n, err := s.DeleteMessages(t.Context(), now0.Add(90*time.Minute))
+	if err != nil || n != 2 {
+		t.Errorf("DeleteMessages = %d, %v; want 2", n, err)
+	}
+	ms, err := s.Messages(t.Context(), twofa.MessageFilter{Limit: 10})
+	wantIDs(t, "Messages after DeleteMessages", ms, err, "msg_4", "msg_3", "msg_2")
+	if n, err := s.DeleteMessages(t.Context(), now0.Add(90*time.Minute)); err != nil || n != 0 {
+		t.Errorf("DeleteMessages again = %d, %v; want 0", n, err)
+	}
+}
+
 func testOutboxSealed(t *testing.T, open Opener) {
 	// Payloads not yet sent are sealed values like any other: listed
 	// between devices and settings, re-sealed by compare-and-set, counted.

@@ -100,6 +100,7 @@ func Run(t *testing.T, open Opener) {
 		{"RetryMessage", testRetryMessage},
 		{"Messages", testMessages},
 		{"OutboxStats", testOutboxStats},
+		{"DeleteMessages", testDeleteMessages},
 		{"OutboxSealed", testOutboxSealed},
 	} {
 		t.Run(m.name, func(t *testing.T) {

@@ -33,3 +33,6 @@ CREATE INDEX outbox_status ON outbox (status, seq);
 CREATE INDEX outbox_tenant ON outbox (tenant, status, seq);
 -- Listings of every message, and paging after a given one.
 CREATE UNIQUE INDEX outbox_seq ON outbox (seq);
+-- Messages that are done (sent, or failed for good), by when, for the
+-- sweep that deletes old ones (DeleteMessages).
+CREATE INDEX outbox_done ON outbox (sent_at) WHERE status <> 'queued';

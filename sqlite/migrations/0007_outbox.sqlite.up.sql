@@ -30,3 +30,6 @@ CREATE INDEX outbox_due ON outbox (next_at, seq) WHERE status = 'queued';
 -- first; the counts of OutboxStats.
 CREATE INDEX outbox_status ON outbox (status, seq);
 CREATE INDEX outbox_tenant ON outbox (tenant, status, seq);
+-- Messages that are done (sent, or failed for good), by when, for the
+-- sweep that deletes old ones (DeleteMessages).
+CREATE INDEX outbox_done ON outbox (sent_at) WHERE status <> 'queued';
