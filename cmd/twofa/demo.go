@@ -57,7 +57,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 	defer st.Close()
 	outboxCtx, stopOutbox := context.WithCancel(ctx)
-	waitOutbox := startOutbox(outboxCtx, svc, log, map[twofa.Channel]twofa.Sender{twofa.ChannelEmail: mailer}, nil)
+	waitOutbox := startOutbox(outboxCtx, svc, log, map[twofa.Channel]twofa.Sender{twofa.ChannelEmail: mailer}, nil, 0)
 	defer func() { stopOutbox(); waitOutbox() }()
 
 	twofaLn, err := net.Listen("tcp", addr)

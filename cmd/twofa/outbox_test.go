@@ -148,7 +148,7 @@ func TestStartOutbox(t *testing.T) {
 	logs := &syncBuffer{}
 	sends := web.NewSendCounter()
 	ctx, cancel := context.WithCancel(context.Background())
-	wait := startOutbox(ctx, svc, slog.New(slog.NewJSONHandler(logs, nil)), senders, sends)
+	wait := startOutbox(ctx, svc, slog.New(slog.NewJSONHandler(logs, nil)), senders, sends, 0)
 	select {
 	case m := <-got:
 		if m.ID != "msg_waiting" || m.Body.Code != "73918264" {
@@ -181,7 +181,7 @@ func TestStartOutbox(t *testing.T) {
 	// No sender: the worker waits, says so, and stops with its context.
 	logs = &syncBuffer{}
 	ctx, cancel = context.WithCancel(context.Background())
-	wait = startOutbox(ctx, svc, slog.New(slog.NewJSONHandler(logs, nil)), nil, nil)
+	wait = startOutbox(ctx, svc, slog.New(slog.NewJSONHandler(logs, nil)), nil, nil, 0)
 	cancel()
 	wait()
 	if !strings.Contains(logs.String(), "no senders configured") {

@@ -36,6 +36,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	envVar(fs, e, &prefixesValue{&trusted}, "trusted-proxies", "`CIDR`s of reverse proxies whose X-Forwarded-For or Forwarded names the client of the hosted pages, comma-separated (default: none)")
 	var mc mailConfig
 	mc.register(fs, e)
+	var outboxLease time.Duration
+	envVar(fs, e, durVar(&outboxLease, defaultOutboxLease, 2*time.Second, time.Hour), "outbox-lease",
+		"how long a message this replica's outbox worker takes is its own (a `duration`): after a crash, the messages it was sending go out again once this has passed; a send times out at half of it, at most 30s")
 	var webhookPrivate bool
 	envVar(fs, e, &boolValue{&webhookPrivate}, "webhook-allow-private", "let tenants' webhooks reach loopback, private and link-local addresses: only when every tenant administrator may reach the network twofa runs in (default: false)")
 	if help, err := parseFlags(fs, args); help || err != nil {
@@ -89,7 +92,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	sends := web.NewSendCounter()
 	outboxCtx, stopOutbox := context.WithCancel(ctx)
-	waitOutbox := startOutbox(outboxCtx, svc, log, senders, sends)
+	waitOutbox := startOutbox(outboxCtx, svc, log, senders, sends, outboxLease)
 	defer func() { stopOutbox(); waitOutbox() }()
 
 	srv := &http.Server{
@@ -173,11 +176,16 @@ func warnTrustAll(log *slog.Logger, trusted []netip.Prefix) {
 	}
 }
 
+// defaultOutboxLease is the outbox worker's lease unless --outbox-lease
+// says otherwise.
+const defaultOutboxLease = 2 * time.Minute
+
 // startOutbox runs the outbox's worker with the senders until ctx ends,
-// counting its tries in sends (if not nil), and returns a function that
-// waits for it to stop: sends under way when ctx ends are interrupted
-// and queued again, for the next worker.
-func startOutbox(ctx context.Context, svc *twofa.Service, log *slog.Logger, senders map[twofa.Channel]twofa.Sender, sends *web.SendCounter) (wait func()) {
+// counting its tries in sends (if not nil), under leases of lease (0:
+// the default), and returns a function that waits for it to stop: sends
+// under way when ctx ends are interrupted and queued again, for the next
+// worker.
+func startOutbox(ctx context.Context, svc *twofa.Service, log *slog.Logger, senders map[twofa.Channel]twofa.Sender, sends *web.SendCounter, lease time.Duration) (wait func()) {
 	var channels []string
 	for c, sn := range senders {
 		if sn != nil {
@@ -190,7 +198,12 @@ func startOutbox(ctx context.Context, svc *twofa.Service, log *slog.Logger, send
 	} else {
 		log.Info("outbox: sending", "channels", channels)
 	}
-	var opts twofa.DeliverOptions
+	if lease == 0 {
+		lease = defaultOutboxLease
+	}
+	// A send must end before its lease does, or another worker could send
+	// the message while it is still under way.
+	opts := twofa.DeliverOptions{Lease: lease, SendTimeout: min(30*time.Second, lease/2)}
 	if sends != nil {
 		opts.OnSend = sends.Observe
 	}

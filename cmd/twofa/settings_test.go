@@ -96,6 +96,7 @@ var settingCases = []struct {
 	{cmds("serve"), "smtp-password-file", true, []string{"$DIR/none"}, "is set but --smtp-url is not: want"},
 	{cmds("serve"), "mail-from", true, []string{"security@acme.example"}, "is set but --smtp-url is not: want"},
 	{cmds("serve"), "mail-templates", true, []string{"$DIR"}, "is set but --smtp-url is not: want"},
+	{cmds("serve"), "outbox-lease", true, []string{"abc", "10", "1s", "2h"}, "want a duration such as 30s or 15m, from 2s to 1h0m0s"},
 	{cmds("serve"), "webhook-allow-private", true, []string{"maybe", "2"}, "want true or false"},
 	{cmds("serve"), "issuer", true, []string{"", "ACME:Co", " ACME", "ACME\x01", strings.Repeat("x", 65), "\xff"}, "want 1 to 64 bytes of text"},
 
