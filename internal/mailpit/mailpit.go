@@ -149,6 +149,9 @@ func start(tb testing.TB, bin string, o Options) (*Server, error) {
 		"--smtp", s.SMTPAddr(),
 		"--database", filepath.Join(tb.TempDir(), "mailpit.db"),
 		"--smtp-disable-rdns", "--disable-version-check",
+		// Keep every message: tests count what arrived, and Mailpit
+		// would otherwise delete all but the newest 500.
+		"--max", "0",
 	}
 	if o.Verbose {
 		args = append(args, "--verbose")
