@@ -62,6 +62,55 @@ func TestEmailReplicas(t *testing.T) {
 	setupRows := len(outboxRows(t, admin, urlOf(0), ""))
 	waitDrained(t, admin, urlOf(0), mp, setupRows, 60*time.Second)
 	setupTime := time.Since(setupStart)
+
+	// A sign-in code sent 32 times at once over the replicas: one success.
+	rounds := pick(20, 5)
+	answers := map[string]int{}
+	for round := range rounds {
+		user := users[round]
+		r := app.must(t, "POST", userPath(urlOf(round), user)+"/challenges", map[string]string{"factor": "email"})
+		if r.status != 201 {
+			t.Fatalf("challenge %s: %v", user, r)
+		}
+		code, err := box.code(addressOf(user), subjectSignIn, 0, 30*time.Second, func() bool { return false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		valid := 0
+		var mu sync.Mutex
+		start := make(chan struct{})
+		for i := range 32 {
+			wg.Go(func() {
+				<-start
+				r, err := app.do(context.Background(), "POST", userPath(urlOf(i), user)+"/challenges/"+r.str("challenge_id")+"/verify", map[string]string{"code": code})
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err != nil:
+					answers["error: "+err.Error()]++
+				case r.valid():
+					valid++
+					answers["valid"]++
+				default:
+					answers[fmt.Sprintf("%d %s", r.status, answerReason(r))]++
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if valid != 1 {
+			t.Errorf("round %d: one challenge code sent 32 times over 3 replicas: %d valid, want exactly 1", round, valid)
+		}
+	}
+	for k := range answers {
+		if k != "valid" && k != "404 challenge_ended" && k != "200 invalid_code" && !strings.HasPrefix(k, "429 ") {
+			t.Errorf("a challenge race's loser answered %q", k)
+		}
+	}
+	figure(t, "email challenge race: %d rounds x 32 concurrent verifications of one mailed code over 3 replicas; answers %v", rounds, answers)
+
+	setupRows = len(outboxRows(t, admin, urlOf(0), ""))
+	waitDrained(t, admin, urlOf(0), mp, setupRows, 60*time.Second)
 	before := mailpitCount(t, mp)
 	sentBefore := make([]int, len(replicas))
 	for i, r := range replicas {
@@ -146,7 +195,7 @@ func TestEmailReplicas(t *testing.T) {
 		}
 	}
 	stopAll()
-	figure(t, "email burst over 3 replicas on PostgreSQL, sent as it is made: %d notices (an admin unlock of each of %d users, through the API, round-robin over the replicas, 32 at a time) queued in %v, all sent %v after the first request (%.0f notices/s), at most %d queued at once; sent by replica: %d/%d/%d; Mailpit holds each exactly once by Message-ID (%d repeats, %d lost, %d strays), as it does the %d set-up messages; set-up of the users (TOTP and an address confirmed with the mailed code, through the API) %v",
+	figure(t, "email burst over 3 replicas on PostgreSQL, sent as it is made: %d notices (an admin unlock of each of %d users, through the API, round-robin over the replicas, 32 at a time) queued in %v, all sent %v after the first request (%.0f notices/s), at most %d queued at once; sent by replica: %d/%d/%d; Mailpit holds each exactly once by Message-ID (%d repeats, %d lost, %d strays), as it does the %d earlier messages (set-up and race); set-up of the users (TOTP and an address confirmed with the mailed code, through the API) %v",
 		n, n, queuedBy.Sub(start).Round(time.Millisecond), took.Round(time.Millisecond), float64(n)/took.Seconds(), peak,
 		bySender[0], bySender[1], bySender[2], d.extra, d.lost, d.strays, setupRows, setupTime.Round(time.Millisecond))
 	if t.Failed() {
@@ -209,6 +258,16 @@ func TestEmailReplicas(t *testing.T) {
 	figure(t, "email backlog over 3 replicas on PostgreSQL: %d queued notices drained %v after the three were launched together (all ready after %v; %.0f notices/s from then); sent by replica: %d/%d/%d; Mailpit holds each exactly once by Message-ID (%d repeats, %d lost, %d strays of %d rows in all); payloads wiped from %d of %d sent rows",
 		n, took.Round(time.Millisecond), ready.Round(time.Millisecond), float64(n)/(took-ready).Seconds(),
 		bySender[0], bySender[1], bySender[2], d.extra, d.lost, d.strays, d.rows, sent-kept, sent)
+}
+
+// answerReason is the reason of an answer: of a verification's result,
+// or of an error.
+func answerReason(r reply) string {
+	if e, ok := r.body["error"].(map[string]any); ok {
+		s, _ := e["reason"].(string)
+		return s
+	}
+	return r.reason()
 }
 
 // emailSetup gives the user a TOTP device and a confirmed address.

@@ -2,6 +2,9 @@
 // replicas on one PostgreSQL and kill -9 under load, and checks what the
 // service promises: one success per code, lockouts across replicas, no
 // acknowledged write lost, an audit chain that verifies. See issue #6.
+// The email tests (email_*_test.go, issue #12) add a real SMTP server,
+// Mailpit: every outbox row mailed once (repeats only with its
+// Message-ID), none lost, under kill -9 and over three replicas.
 //
 // Short mode (the default) keeps go test ./... fast; TWOFA_PROVE_FULL=1
 // (make prove) runs the full rounds and prints the figures.
