@@ -5,7 +5,7 @@
 #   make bench-http   twofa serve under twofa-bench for a short run, over HTTP
 #   make fuzz         every fuzz target for FUZZTIME each
 #   make lint         gofmt, vet, staticcheck, govulncheck, no fmt.Print outside cmd/
-#   make prove        replicas on PostgreSQL and kill -9 under load (issue #6), with figures
+#   make prove        replicas on PostgreSQL and kill -9 under load, with figures
 #   make screenshots  PNGs of the hosted pages under docs/screenshots, from headless Chromium
 
 GO       ?= go
@@ -53,8 +53,9 @@ lint: check-fmt vet
 screenshots:
 	TWOFA_TEST_REQUIRE_ALL=1 TWOFA_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -run '^TestBrowser' -count=1 ./cmd/twofa
 
-# Issue #6: three replicas on one PostgreSQL, and kill -9 under load on
-# SQLite and PostgreSQL, in full (make test runs the short version).
+# Three replicas on one PostgreSQL, and kill -9 under load on SQLite and
+# PostgreSQL, for TOTP, backup codes and email (codes and notices through
+# the outbox into Mailpit), in full (make test runs the short version).
 prove: test-deps
 	@out=$$(mktemp -d); \
 	TWOFA_PROVE_FULL=1 TWOFA_TEST_REQUIRE_ALL=1 TWOFA_PROVE_OUT=$$out $(WITH_POSTGRES) $(GO) test -count=1 -v -timeout 60m ./prove; status=$$?; \
