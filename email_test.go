@@ -2,7 +2,6 @@ package twofa_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twofa/twofa"
+	"github.com/twofa/twofa/internal/twofatest"
 )
 
 func TestNormalizeEmail(t *testing.T) {
@@ -48,47 +48,16 @@ func TestNormalizeEmail(t *testing.T) {
 	}
 }
 
-// mail is a message of the outbox, opened.
-type mail struct {
-	*twofa.Message
-	Body twofa.MessageBody
-}
-
 // outbox returns the messages of the tenant, oldest first, opened.
-func (f *fixture) outbox(t *testing.T, tenant string) []mail {
+func (f *fixture) outbox(t *testing.T, tenant string) []twofatest.Mail {
 	t.Helper()
-	ms, err := f.store.Messages(context.Background(), twofa.MessageFilter{Tenant: tenant, Limit: 1000})
-	if err != nil {
-		t.Fatalf("Messages: %v", err)
-	}
-	var out []mail
-	for _, m := range slices.Backward(ms) {
-		b, err := f.keys.Open(m.Payload, twofa.MessageAD(m))
-		if err != nil {
-			t.Fatalf("opening message %s: %v", m.ID, err)
-		}
-		var body twofa.MessageBody
-		if err := json.Unmarshal(b, &body); err != nil {
-			t.Fatalf("message %s: %v", m.ID, err)
-		}
-		out = append(out, mail{m, body})
-	}
-	return out
+	return twofatest.Outbox(t, f.store, f.keys, tenant)
 }
 
 // lastCode returns the code of the newest code message to address.
 func (f *fixture) lastCode(t *testing.T, ref twofa.UserRef, address string) string {
 	t.Helper()
-	var code string
-	for _, m := range f.outbox(t, ref.Tenant) {
-		if m.Kind == twofa.KindCode && m.User == ref.User && m.Body.To == address {
-			code = m.Body.Code
-		}
-	}
-	if code == "" {
-		t.Fatalf("no code was sent to %s", address)
-	}
-	return code
+	return twofatest.LastCode(t, f.store, f.keys, ref, address)
 }
 
 // notices returns, by address, the event types the user was told of.

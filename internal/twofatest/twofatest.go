@@ -43,40 +43,60 @@ func (c *Clock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c
 // Open returns a Service on a new SQLite database at path, with a new
 // one-key keyring and the clock c. The caller closes the store.
 func Open(ctx context.Context, path string, c *Clock) (*twofa.Service, *sqlite.Store, error) {
+	svc, st, _, err := openKeys(ctx, path, c)
+	return svc, st, err
+}
+
+func openKeys(ctx context.Context, path string, c *Clock) (*twofa.Service, *sqlite.Store, *seal.Keyring, error) {
 	st, err := sqlite.Open(ctx, path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	key, err := seal.GenerateKey()
 	if err != nil {
 		st.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	kr, err := seal.NewKeyring(1, map[uint32][]byte{1: key})
 	if err != nil {
 		st.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	svc, err := twofa.NewService(ctx, st, kr, twofa.Options{Now: c.Now})
 	if err != nil {
 		st.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return svc, st, nil
+	return svc, st, kr, nil
 }
 
 // NewService is Open in tb's temporary directory with a NewClock; the
 // store closes when the test ends. It returns the database's path too.
 func NewService(tb testing.TB) (*twofa.Service, *sqlite.Store, *Clock, string) {
 	tb.Helper()
+	svc, st, c, _, path := newService(tb)
+	return svc, st, c, path
+}
+
+// NewServiceKeys is NewService, returning the keyring the Service seals
+// with instead of the path, for tests that open what it queued in its
+// outbox (Outbox, LastCode).
+func NewServiceKeys(tb testing.TB) (*twofa.Service, *sqlite.Store, *Clock, *seal.Keyring) {
+	tb.Helper()
+	svc, st, c, kr, _ := newService(tb)
+	return svc, st, c, kr
+}
+
+func newService(tb testing.TB) (*twofa.Service, *sqlite.Store, *Clock, *seal.Keyring, string) {
+	tb.Helper()
 	c := NewClock()
 	path := filepath.Join(tb.TempDir(), "twofa.db")
-	svc, st, err := Open(context.Background(), path, c)
+	svc, st, kr, err := openKeys(context.Background(), path, c)
 	if err != nil {
 		tb.Fatalf("twofatest: %v", err)
 	}
 	tb.Cleanup(func() { st.Close() })
-	return svc, st, c, path
+	return svc, st, c, kr, path
 }
 
 // PostgresDSN creates a schema of the test's own in the test database, and
