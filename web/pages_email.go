@@ -15,6 +15,7 @@ import (
 // emailData is the email page's: the address form, or, once a code was
 // sent, the form for it.
 type emailData struct {
+	Done         bool // confirmed, from an enrollment link
 	Sent         bool
 	Address      string // typed, or where the code went (masked on the prompt)
 	Action       string // where the code goes
@@ -55,12 +56,18 @@ func (s *server) emailView(ss *session, data emailData, problem string) view {
 // emailPage asks for the address to add, or, while a code is on its way,
 // for the code.
 func (s *server) emailPage(w http.ResponseWriter, r *http.Request, ss *session) {
+	if r.URL.Query().Get("notice") == "confirmed" && ss.Kind == kindEnroll {
+		v := s.emailView(ss, emailData{Done: true}, "")
+		v.Title = "Your email address is confirmed"
+		s.render(w, r, http.StatusOK, "email.html", v)
+		return
+	}
 	if need, err := s.needsProof(r, ss); err != nil || need {
 		if err != nil {
 			s.enrollProblem(w, r, ss, err)
 			return
 		}
-		s.render(w, r, http.StatusOK, "confirm.html", proveView(ss, ""))
+		s.render(w, r, http.StatusOK, "confirm.html", emailProveView(ss, ""))
 		return
 	}
 	if ss.PendingEmail != "" {
@@ -70,6 +77,32 @@ func (s *server) emailPage(w http.ResponseWriter, r *http.Request, ss *session) 
 		}
 	}
 	s.render(w, r, http.StatusOK, "email.html", s.emailView(ss, emailData{}, ""))
+}
+
+// emailProveView asks for a current code before an address is added, as
+// for a device (needsProof), and comes back to the address form.
+func emailProveView(ss *session, problem string) view {
+	v := proveView(ss, problem)
+	d := v.Data.(confirmData)
+	d.Form.Action = "/enroll/email/prove"
+	d.Intro = "Before you add an email address, type a code from a device you already have, or one of your backup codes."
+	v.Data = d
+	return v
+}
+
+// emailProve checks a current code of the user, through the one attempt
+// path, and lets the session add an address.
+func (s *server) emailProve(w http.ResponseWriter, r *http.Request, ss *session) {
+	if problem, status := s.confirmCode(r, ss); problem != "" {
+		s.render(w, r, status, "confirm.html", emailProveView(ss, problem))
+		return
+	}
+	ss.Proven = true
+	if err := s.setSession(w, r, ss); err != nil {
+		s.enrollProblem(w, r, ss, err)
+		return
+	}
+	seeOther(w, r, "/enroll/email")
 }
 
 // emailSent is the code form of the session's email enrollment.
@@ -91,7 +124,7 @@ func (s *server) emailBegin(w http.ResponseWriter, r *http.Request, ss *session)
 			s.enrollProblem(w, r, ss, err)
 			return
 		}
-		s.render(w, r, http.StatusForbidden, "confirm.html", proveView(ss, ""))
+		s.render(w, r, http.StatusForbidden, "confirm.html", emailProveView(ss, ""))
 		return
 	}
 	address := strings.TrimSpace(r.PostForm.Get("address"))
@@ -123,6 +156,21 @@ func (s *server) emailProblem(r *http.Request, err error) (int, string) {
 		msg = "That doesn't look like an email address. Type it as jane@example.com."
 	case errors.Is(err, twofa.ErrDeviceLimit):
 		msg = "You have the most devices allowed. Remove one you no longer use, then add this address."
+	case errors.Is(err, twofa.ErrRateLimited):
+		// Too soon after the last code, or too many codes lately.
+		var te *twofa.Error
+		if errors.As(err, &te) && !te.Until.IsZero() {
+			msg = "We can send another code at " + s.untilText(te.Until) + ". Any code we sent you in the last 10 minutes works."
+		}
+	}
+	return status, msg
+}
+
+// emailCodeProblem explains an emailed code the Service refused.
+func (s *server) emailCodeProblem(r *http.Request, err error) (int, string) {
+	status, msg := s.codeProblem(r, err)
+	if errors.Is(err, twofa.ErrMalformedCode) {
+		msg = "That doesn't look like a code. Type the 8 digits from the newest email we sent you (spaces are fine)."
 	}
 	return status, msg
 }
@@ -153,7 +201,7 @@ func (s *server) emailConfirm(w http.ResponseWriter, r *http.Request, ss *sessio
 		return
 	}
 	if err != nil {
-		again(s.codeProblem(r, err))
+		again(s.emailCodeProblem(r, err))
 		return
 	}
 	if !res.Valid {
@@ -179,7 +227,7 @@ func (s *server) emailConfirm(w http.ResponseWriter, r *http.Request, ss *sessio
 		seeOther(w, r, "/manage?notice=email")
 		return
 	}
-	seeOther(w, r, "/enroll")
+	seeOther(w, r, "/enroll/email?notice=confirmed")
 }
 
 // emailResend sends another code for the session's email enrollment.
@@ -199,7 +247,7 @@ func (s *server) emailResend(w http.ResponseWriter, r *http.Request, ss *session
 		return
 	}
 	v := s.emailView(ss, s.emailSent(r, ss, c), "")
-	v.Notice = "We sent another code. Any code from the last 10 minutes works."
+	v.Notice = resentNotice
 	s.render(w, r, http.StatusOK, "email.html", v)
 }
 
@@ -243,12 +291,18 @@ func (s *server) promptEmailResend(w http.ResponseWriter, r *http.Request, ss *s
 		s.renderPrompt(w, r, ss, req.ReturnURL, http.StatusOK, "", false)
 		return
 	}
-	status, msg := http.StatusOK, ""
 	if _, err := s.svc.ResendChallenge(r.Context(), ss.ref(), ss.Challenge); err != nil {
-		status, msg = s.emailProblem(r, err)
+		status, msg := s.emailProblem(r, err)
+		s.renderPrompt(w, r, ss, req.ReturnURL, status, msg, false)
+		return
 	}
-	s.renderPrompt(w, r, ss, req.ReturnURL, status, msg, false)
+	status, v := s.promptView(r, ss, req.ReturnURL, http.StatusOK, "", false)
+	v.Notice = resentNotice
+	s.render(w, r, status, "prompt.html", v, formOrigin(req.ReturnURL)...)
 }
+
+// resentNotice confirms a resend.
+const resentNotice = "We sent another code. Any code we sent you in the last 10 minutes works."
 
 // promptEmailVerify checks an emailed code and, when it is valid, sends
 // the user back with a signed result.
@@ -272,7 +326,7 @@ func (s *server) promptEmailVerify(w http.ResponseWriter, r *http.Request, ss *s
 		return
 	}
 	if err != nil {
-		status, msg := s.codeProblem(r, err)
+		status, msg := s.emailCodeProblem(r, err)
 		s.renderPrompt(w, r, ss, req.ReturnURL, status, msg, true)
 		return
 	}

@@ -69,6 +69,12 @@ func (s *server) handlePromptPage() http.Handler {
 // emailed code when one is on its way. A problem, or the user's lock,
 // shows above them.
 func (s *server) renderPrompt(w http.ResponseWriter, r *http.Request, ss *session, returnURL string, status int, problem string, invalid bool) {
+	status, v := s.promptView(r, ss, returnURL, status, problem, invalid)
+	s.render(w, r, status, "prompt.html", v, formOrigin(returnURL)...)
+}
+
+// promptView is renderPrompt's page and status.
+func (s *server) promptView(r *http.Request, ss *session, returnURL string, status int, problem string, invalid bool) (int, view) {
 	data := promptData{CancelURL: withParam(returnURL, ParamError, "cancelled"), Form: promptForm(ss, invalid)}
 	u, err := s.svc.UserStatus(r.Context(), ss.ref())
 	switch {
@@ -95,7 +101,7 @@ func (s *server) renderPrompt(w http.ResponseWriter, r *http.Request, ss *sessio
 			}
 		}
 	}
-	s.render(w, r, status, "prompt.html", view{Title: "Confirm it's you", Error: problem, CSRF: ss.CSRF, Data: data}, formOrigin(returnURL)...)
+	return status, view{Title: "Confirm it's you", Error: problem, CSRF: ss.CSRF, Data: data}
 }
 
 func promptForm(ss *session, invalid bool) codeForm {

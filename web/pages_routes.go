@@ -17,6 +17,7 @@ func (s *server) addPageRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /enroll/saved", s.withSession(cookieLink, links, s.enrollSaved))
 	mux.Handle("GET /enroll/email", s.withSession(cookieLink, links, s.emailPage))
 	mux.Handle("POST /enroll/email", s.withSession(cookieLink, links, s.emailBegin))
+	mux.Handle("POST /enroll/email/prove", s.withSession(cookieLink, links, s.emailProve))
 	mux.Handle("POST /enroll/email/confirm", s.withSession(cookieLink, links, s.emailConfirm))
 	mux.Handle("POST /enroll/email/resend", s.withSession(cookieLink, links, s.emailResend))
 

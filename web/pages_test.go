@@ -22,6 +22,7 @@ import (
 	"github.com/twofa/twofa/internal/twofatest"
 	"github.com/twofa/twofa/otp"
 	"github.com/twofa/twofa/prompt"
+	"github.com/twofa/twofa/seal"
 	"github.com/twofa/twofa/web"
 )
 
@@ -34,6 +35,8 @@ type pagesClock = twofatest.Clock
 type pagesEnv struct {
 	t      *testing.T
 	svc    *twofa.Service
+	store  twofa.OutboxStore
+	keys   *seal.Keyring // the Service's, to read the codes it queued
 	clock  *pagesClock
 	srv    *httptest.Server
 	client *http.Client
@@ -43,9 +46,9 @@ type pagesEnv struct {
 func newPagesEnv(t *testing.T, tls bool) *pagesEnv {
 	t.Helper()
 	ctx := context.Background()
-	svc, _, c, _ := twofatest.NewService(t)
+	svc, st, c, keys := twofatest.NewServiceKeys(t)
 	h := web.NewHandler(svc, web.Options{Now: c.Now})
-	e := &pagesEnv{t: t, svc: svc, clock: c}
+	e := &pagesEnv{t: t, svc: svc, store: st, keys: keys, clock: c}
 	if tls {
 		e.srv = httptest.NewTLSServer(h)
 		e.client = e.srv.Client()
