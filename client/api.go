@@ -63,8 +63,8 @@ type ConfirmResult struct {
 type VerifyResult struct {
 	Valid  bool   `json:"valid"`
 	Reason string `json:"reason"` // when not valid: "invalid_code" or "replayed"
-	Factor string `json:"factor"` // when valid: "totp" or "backup_code"
-	// DeviceID is the device that matched a TOTP code.
+	Factor string `json:"factor"` // when valid: "totp", "backup_code" or "email"
+	// DeviceID is the device that matched a TOTP or emailed code.
 	DeviceID string `json:"device_id"`
 	// BackupCodesRemaining is the user's unused backup codes, when valid.
 	BackupCodesRemaining int `json:"backup_codes_remaining"`

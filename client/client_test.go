@@ -18,6 +18,7 @@ import (
 	"github.com/twofa/twofa/client"
 	"github.com/twofa/twofa/internal/twofatest"
 	"github.com/twofa/twofa/otp"
+	"github.com/twofa/twofa/seal"
 	"github.com/twofa/twofa/web"
 )
 
@@ -28,6 +29,8 @@ type clock = twofatest.Clock
 type server struct {
 	url          string
 	svc          *twofa.Service
+	store        twofa.OutboxStore
+	keys         *seal.Keyring // the Service's, to read the codes it sends
 	clock        *clock
 	app, admin   *client.Client
 	appKey, admK string
@@ -36,10 +39,10 @@ type server struct {
 func newServer(t *testing.T) *server {
 	t.Helper()
 	ctx := context.Background()
-	svc, st, c, _ := twofatest.NewService(t)
+	svc, st, c, keys := twofatest.NewServiceKeys(t)
 	hs := httptest.NewServer(web.NewHandler(svc, web.Options{Now: c.Now, Ready: st.Ping}))
 	t.Cleanup(hs.Close)
-	s := &server{url: hs.URL, svc: svc, clock: c}
+	s := &server{url: hs.URL, svc: svc, store: st, keys: keys, clock: c}
 	var err error
 	if s.appKey, _, err = svc.CreateAPIKey(ctx, "acme", "app", twofa.ScopeApp); err != nil {
 		t.Fatal(err)

@@ -96,7 +96,7 @@ func (c *Client) Challenge(ctx context.Context, userID, challengeID string) (*Ch
 }
 
 func (c *Client) challenge(ctx context.Context, method, userID, challengeID, action string) (*Challenge, error) {
-	id, err := deviceSegment(challengeID)
+	id, err := challengeSegment(challengeID)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +120,7 @@ func (c *Client) challenge(ctx context.Context, method, userID, challengeID, act
 // is Valid. ReasonChallengeEnded once it was spent, expired or ran out
 // of attempts.
 func (c *Client) VerifyChallenge(ctx context.Context, userID, challengeID, code string) (*VerifyResult, error) {
-	id, err := deviceSegment(challengeID)
+	id, err := challengeSegment(challengeID)
 	if err != nil {
 		return nil, err
 	}
@@ -133,4 +133,13 @@ func (c *Client) VerifyChallenge(ctx context.Context, userID, challengeID, code 
 		return nil, err
 	}
 	return &out, nil
+}
+
+// challengeSegment is a challenge ID as a path segment; an empty one is
+// refused before sending.
+func challengeSegment(id string) (string, error) {
+	if id == "" {
+		return "", &Error{Code: CodeInvalid, Message: "challenge ID is empty"}
+	}
+	return segment(id), nil
 }

@@ -92,3 +92,35 @@ func ExampleClient_AuditEvents() {
 		q.After = page.NextAfter
 	}
 }
+
+// Email as a fallback at sign-in: send a code, let the user ask for
+// another once ResendAfter has passed, and let them in only on Valid.
+func ExampleClient_StartChallenge() {
+	c := client.New("https://twofa.internal:8080", "tfa_...")
+	ctx := context.Background()
+
+	ch, err := c.StartChallenge(ctx, "alice", "email", "")
+	if err != nil {
+		log.Fatal(err) // client.IsNotEnrolled: the user has no email address
+	}
+	// Keep ch.ID in the sign-in session; show "Send another code" from
+	// ch.ResendAfter on. A resend keeps the earlier codes valid.
+	if time.Now().After(ch.ResendAfter) {
+		if ch, err = c.ResendChallenge(ctx, "alice", ch.ID); client.IsRateLimited(err) {
+			fmt.Println("Wait a little before asking for another code.")
+		}
+	}
+	var code string // the 8 digits the user typed from the email
+	res, err := c.VerifyChallenge(ctx, "alice", ch.ID, code)
+	var e *client.Error
+	switch {
+	case errors.As(err, &e) && e.Reason == client.ReasonChallengeEnded:
+		fmt.Println("That code no longer works: ask for a new one.")
+	case err != nil:
+		log.Fatal(err)
+	case !res.Valid:
+		fmt.Println("Wrong code.")
+	default:
+		fmt.Println("Welcome back.")
+	}
+}

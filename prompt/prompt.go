@@ -48,7 +48,7 @@ type Result struct {
 	Tenant    string `json:"tenant"`
 	User      string `json:"user"`
 	Nonce     string `json:"nonce"`  // the Request's
-	Factor    string `json:"factor"` // "totp" or "backup_code"
+	Factor    string `json:"factor"` // "totp", "backup_code" or "email"
 	Device    string `json:"device,omitempty"`
 	IssuedAt  int64  `json:"iat"`
 	ExpiresAt int64  `json:"exp"`
