@@ -106,8 +106,11 @@ func ExampleClient_StartChallenge() {
 	// Keep ch.ID in the sign-in session; show "Send another code" from
 	// ch.ResendAfter on. A resend keeps the earlier codes valid.
 	if time.Now().After(ch.ResendAfter) {
-		if ch, err = c.ResendChallenge(ctx, "alice", ch.ID); client.IsRateLimited(err) {
+		switch again, err := c.ResendChallenge(ctx, "alice", ch.ID); {
+		case client.IsRateLimited(err):
 			fmt.Println("Wait a little before asking for another code.")
+		case err == nil:
+			ch = again
 		}
 	}
 	var code string // the 8 digits the user typed from the email
