@@ -21,17 +21,29 @@ type emailData struct {
 	Action       string // where the code goes
 	ResendAction string
 	Button       string
-	ResendAfter  time.Time
+	ResendIn     int // seconds until a resend is taken
 	Back         string
 	BackText     string
 }
 
 // emailOffer is what the prompt offers by email.
 type emailOffer struct {
-	Offer       bool // the user has an email device
-	Sent        bool // a code is on its way
-	Address     string
-	ResendAfter time.Time
+	Offer    bool // the user has an email device
+	Sent     bool // a code is on its way
+	Address  string
+	ResendIn int
+}
+
+// resendIn is how many seconds remain until the challenge takes a
+// resend, rounded up, for the page's countdown: a button back a fraction
+// of a second early would be refused. A count of seconds, not a time, so
+// that a visitor's clock set wrong does not shift it.
+func (s *server) resendIn(c *twofa.Challenge) int {
+	d := c.LastSentAt.Add(twofa.ResendGap).Sub(s.now())
+	if d <= 0 {
+		return 0
+	}
+	return int((d + time.Second - 1) / time.Second)
 }
 
 // maskAddress shows enough of an address for its owner to know it, and
@@ -108,7 +120,7 @@ func (s *server) emailProve(w http.ResponseWriter, r *http.Request, ss *session)
 // emailSent is the code form of the session's email enrollment.
 func (s *server) emailSent(r *http.Request, ss *session, c *twofa.Challenge) emailData {
 	d := emailData{Sent: true, Action: "/enroll/email/confirm", ResendAction: "/enroll/email/resend", Button: "Confirm",
-		ResendAfter: c.LastSentAt.Add(twofa.ResendGap)}
+		ResendIn: s.resendIn(c)}
 	if u, err := s.svc.UserStatus(r.Context(), ss.ref()); err == nil {
 		if dev := u.Device(c.DeviceID); dev != nil {
 			d.Address = dev.Address
@@ -140,7 +152,7 @@ func (s *server) emailBegin(w http.ResponseWriter, r *http.Request, ss *session)
 		return
 	}
 	d := emailData{Sent: true, Address: en.Device.Address, Action: "/enroll/email/confirm", ResendAction: "/enroll/email/resend",
-		Button: "Confirm", ResendAfter: en.Challenge.LastSentAt.Add(twofa.ResendGap)}
+		Button: "Confirm", ResendIn: s.resendIn(en.Challenge)}
 	s.render(w, r, http.StatusOK, "email.html", s.emailView(ss, d, ""))
 }
 

@@ -63,20 +63,20 @@ func (e *pagesEnv) withEmail(user, address string) string {
 }
 
 var (
-	resendAfterRE = regexp.MustCompile(`data-resend-after="(\d+)"`)
+	resendInRE    = regexp.MustCompile(`data-resend-in="(\d+)"`)
 	scriptTagRE   = regexp.MustCompile(`(?i)<script[^>]*>`)
 	inlineEventRE = regexp.MustCompile(`(?i)\son[a-z]+\s*=`)
 )
 
-// resendAfter is the time the page's countdown waits for.
-func resendAfter(t *testing.T, p page) time.Time {
+// resendIn is the seconds the page's countdown waits.
+func resendIn(t *testing.T, p page) int {
 	t.Helper()
-	m := resendAfterRE.FindStringSubmatch(p.body)
+	m := resendInRE.FindStringSubmatch(p.body)
 	if m == nil {
-		t.Fatalf("no data-resend-after on the page: %s", p.body)
+		t.Fatalf("no data-resend-in on the page: %s", p.body)
 	}
-	n, _ := strconv.ParseInt(m[1], 10, 64)
-	return time.Unix(n, 0)
+	n, _ := strconv.Atoi(m[1])
+	return n
 }
 
 // wantSafe checks what every page keeps: its CSP (csp, or the pages'
@@ -175,8 +175,8 @@ func TestPages_EmailManage(t *testing.T) {
 		`<label for="email-code">`, `autocomplete="one-time-code"`, `inputmode="numeric"`, `action="/enroll/email/confirm"`, `action="/enroll/email/resend"`)
 	first := e.code("alice", address)
 	wantSafe(t, "code form", p, "", first)
-	if got, want := resendAfter(t, p), e.clock.Now().Add(twofa.ResendGap); !got.Equal(want) {
-		t.Errorf("data-resend-after %v, want %v", got, want)
+	if got := resendIn(t, p); got != 30 {
+		t.Errorf("data-resend-in %d, want 30", got)
 	}
 	if ds := e.emailDevices("alice"); len(ds) != 1 || ds[0].Status != twofa.StatusPending {
 		t.Fatalf("after sending a code: %+v, want one pending email device", ds)
@@ -204,23 +204,24 @@ func TestPages_EmailManage(t *testing.T) {
 
 	var second string
 	t.Run("Resend", func(t *testing.T) {
-		e.clock.Add(10 * time.Second)
+		// 20.5 s to wait: the countdown rounds up.
+		e.clock.Add(9500 * time.Millisecond)
 		p := e.post("/enroll/email/resend", url.Values{"csrf": {tok}})
-		wantPage(t, "resend too soon", p, http.StatusTooManyRequests, "We can send another code at "+e.clock.Now().Add(20*time.Second).Format("15:04:05 UTC")+" (in 20 seconds)", `id="email-code"`)
+		wantPage(t, "resend too soon", p, http.StatusTooManyRequests, "We can send another code at "+e.clock.Now().Add(20500*time.Millisecond).Format("15:04:05 UTC")+" (in 21 seconds)", `id="email-code"`)
 		wantSafe(t, "resend too soon", p, "", first)
-		if got, want := resendAfter(t, p), e.clock.Now().Add(20*time.Second); !got.Equal(want) {
-			t.Errorf("refused resend: data-resend-after %v, want %v", got, want)
+		if got := resendIn(t, p); got != 21 {
+			t.Errorf("refused resend: data-resend-in %d, want 21", got)
 		}
 		if n := e.sent("alice", address); n != 1 {
 			t.Errorf("a refused resend sent a code: %d sent, want 1", n)
 		}
-		e.clock.Add(20 * time.Second)
+		e.clock.Add(20500 * time.Millisecond)
 		p = e.post("/enroll/email/resend", url.Values{"csrf": {tok}})
 		wantPage(t, "resend", p, http.StatusOK, "We sent another code", `id="email-code"`)
 		second = e.code("alice", address)
 		wantSafe(t, "resend", p, "", first, second)
-		if got, want := resendAfter(t, p), e.clock.Now().Add(twofa.ResendGap); !got.Equal(want) {
-			t.Errorf("after a resend: data-resend-after %v, want %v", got, want)
+		if got := resendIn(t, p); got != 30 {
+			t.Errorf("after a resend: data-resend-in %d, want 30", got)
 		}
 		if n := e.sent("alice", address); n != 2 {
 			t.Errorf("after a resend: %d codes sent, want 2", n)
@@ -378,8 +379,8 @@ func TestPages_EmailPrompt(t *testing.T) {
 	if strings.Contains(p.body, address) || strings.Contains(p.body, `id="email-me"`) {
 		t.Errorf("the prompt shows the whole address, or offers email again")
 	}
-	if got, want := resendAfter(t, p), e.clock.Now().Add(twofa.ResendGap); !got.Equal(want) {
-		t.Errorf("data-resend-after %v, want %v", got, want)
+	if got := resendIn(t, p); got != 30 {
+		t.Errorf("data-resend-in %d, want 30", got)
 	}
 
 	t.Run("WrongCode", func(t *testing.T) {
@@ -411,8 +412,8 @@ func TestPages_EmailPrompt(t *testing.T) {
 		wantPage(t, "resend", p, http.StatusOK, "We sent another code", `id="email-code"`)
 		second = e.code("alice", address)
 		wantSafe(t, "resend", p, promptCSP, first, second)
-		if got, want := resendAfter(t, p), e.clock.Now().Add(twofa.ResendGap); !got.Equal(want) {
-			t.Errorf("after a resend: data-resend-after %v, want %v", got, want)
+		if got := resendIn(t, p); got != 30 {
+			t.Errorf("after a resend: data-resend-in %d, want 30", got)
 		}
 	})
 

@@ -95,7 +95,7 @@ func (s *server) promptView(r *http.Request, ss *session, returnURL string, stat
 	}
 	if ss.Challenge != "" && u != nil {
 		if c, err := s.svc.Challenge(r.Context(), ss.ref(), ss.Challenge); err == nil && c.State(s.now()) == twofa.ChallengePending {
-			data.Email.Sent, data.Email.ResendAfter = true, c.LastSentAt.Add(twofa.ResendGap)
+			data.Email.Sent, data.Email.ResendIn = true, s.resendIn(c)
 			if d := u.Device(c.DeviceID); d != nil {
 				data.Email.Address = maskAddress(d.Address)
 			}

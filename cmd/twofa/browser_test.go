@@ -13,7 +13,12 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
+	"html"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,8 +32,10 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/twofa/twofa"
+	"github.com/twofa/twofa/internal/mailpit"
 	"github.com/twofa/twofa/internal/testenv"
 	"github.com/twofa/twofa/otp"
+	"github.com/twofa/twofa/prompt"
 )
 
 // browserTimeout bounds each browser test, Chromium's start included. It
@@ -584,4 +591,151 @@ func TestBrowser_Demo(t *testing.T) {
 	c.typeIn("Backup code", backup[1])
 	c.submit("backup code after unlock", 200, chromedp.Click(chromedp.ID("submit-backup")))
 	signedIn("after unlock")
+}
+
+// mailedCode waits for the n-th message that Mailpit got matching query,
+// and returns the 8-digit code in its text, as a person reads it.
+func mailedCode(t *testing.T, mp *mailpit.Server, query string, n int) string {
+	t.Helper()
+	got := mp.WaitFor(t, query, n, time.Minute)
+	m := mp.Message(t, got[0].ID) // newest first
+	code := regexp.MustCompile(`(?m)^\s+(\d{8})\s*$`).FindStringSubmatch(m.Text)
+	if code == nil {
+		t.Fatalf("no 8-digit code in the email %q:\n%s", m.Subject, m.Text)
+	}
+	return code[1]
+}
+
+// countdown checks the resend button: disabled, counting down, by the
+// page's script.
+func (c *chrome) countdown(what string) {
+	c.t.Helper()
+	type state struct {
+		Disabled bool   `json:"disabled"`
+		Text     string `json:"text"`
+	}
+	s, err := chromedp.Run(c.ctx, chromedp.Evaluate[state](`(b => ({disabled: b.disabled, text: b.textContent}))(document.getElementById("resend"))`))
+	if err != nil {
+		c.fail(what, err)
+	}
+	if !s.Disabled || !regexp.MustCompile(`^Send another code \(in \d+ s\)$`).MatchString(s.Text) {
+		c.fail(what, fmt.Errorf("the resend button is %+v, want disabled and counting down", s))
+	}
+}
+
+// TestBrowser_Email: with twofa sending its mail to Mailpit, a user adds
+// an email address from a manage link, reading the code from the mail;
+// then signs in to an application through the hosted prompt with a code
+// by email, asking for a second one once the countdown lets them.
+func TestBrowser_Email(t *testing.T) {
+	t.Parallel()
+	mp := mailpit.Start(t, mailpit.Options{})
+	c := newChrome(t)
+	dir := t.TempDir()
+	srv := startServer(t, dir, "--smtp-url", "smtp://"+mp.SMTPAddr()+"?tls=none", "--mail-from", "ACME Security <security@acme.example>")
+	app := &client{t: t, base: srv.url, key: createKey(t, dir, "acme", false)}
+	const address = "erin@example.test"
+
+	// An authenticator app, enrolled through the API.
+	r := app.do("POST", "/v1/users/erin/totp", map[string]any{"name": "Phone"})
+	if r.status != 201 {
+		t.Fatalf("enroll: %d %s", r.status, r.raw)
+	}
+	secret, _ := otp.DecodeSecret(r.str("secret"))
+	key, _ := otp.NewKey(secret, otp.Params{})
+	phone := &authenticator{key: key}
+	if r = app.do("POST", "/v1/users/erin/totp/"+r.str("device_id")+"/confirm", map[string]string{"code": phone.code(t)}); r.body["valid"] != true {
+		t.Fatalf("confirm: %d %s", r.status, r.raw)
+	}
+
+	// (a) A manage link: add the address, with the code from the mail.
+	r = app.do("POST", "/v1/users/erin/manage-links", map[string]any{})
+	if r.status != 201 {
+		t.Fatalf("manage link: %d %s", r.status, r.raw)
+	}
+	c.open("open the manage link", r.str("url"), 200)
+	c.submit("add an email address", 200, chromedp.Click(chromedp.ID("add-email")))
+	c.want("proof first", "h1", "Confirm it's you")
+	c.typeIn("Code from your authenticator app", phone.code(t))
+	c.submit("prove", 200, chromedp.Click(chromedp.ID("submit-code")))
+	c.want("address form", "h1", "Add an email address")
+	c.shot("email-add")
+	c.typeIn("Email address", address)
+	c.submit("send a code", 200, chromedp.Click(chromedp.ID("send-code")))
+	c.want("code form", "#sent", "We sent an email with an 8-digit code to "+address)
+	c.countdown("code form")
+	c.shot("email-code")
+	code := mailedCode(t, mp, `to:`+address+` subject:"Confirm your email address"`, 1)
+	c.typeIn("Email verification code", code)
+	c.submit("confirm the address", 200, chromedp.Click(chromedp.ID("submit-email-code")))
+	c.want("address added", "#notice", "Your email address is confirmed")
+	c.want("address added", "#devices", "Phone", "Codes by email to "+address)
+	c.shot("manage-email")
+	active, _ := userStatus(t, app, "erin")
+	if len(active) != 2 || active[1]["type"] != "email" || active[1]["address"] != address {
+		t.Errorf("after adding the address, active devices %v; want the phone and %s", active, address)
+	}
+
+	// (b) An application's sign-in through the prompt, by email.
+	out, errOut, status := runCLI(t, "", "tenant", "prompt-key", "--data", dir, "--tenant", "acme")
+	promptKey, err := base64.StdEncoding.DecodeString(strings.TrimSpace(out))
+	if status != 0 || err != nil {
+		t.Fatalf("tenant prompt-key: %d %v %s", status, err, errOut)
+	}
+	var nonce string // the sign-in under way; set before the browser goes to the prompt
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		res, err := prompt.ParseResult(promptKey, r.URL.Query().Get("twofa_result"), "acme", nonce, time.Now())
+		if err != nil {
+			http.Error(w, "not signed in: "+err.Error(), http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>ACME</title><p id="signed-in">Signed in as %s with %s</p>`, html.EscapeString(res.User), html.EscapeString(res.Factor))
+	}))
+	t.Cleanup(site.Close)
+	returnURL := site.URL + "/2fa"
+	if _, errOut, status := runCLI(t, "", "tenant", "return-urls", "--data", dir, "--tenant", "acme", returnURL); status != 0 {
+		t.Fatalf("tenant return-urls: %d %s", status, errOut)
+	}
+	nonce = prompt.NewNonce()
+	tok, err := prompt.SignRequest(promptKey, prompt.Request{Tenant: "acme", User: "erin", ReturnURL: returnURL, Nonce: nonce,
+		ExpiresAt: time.Now().Add(5 * time.Minute).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.open("the prompt", srv.url+"/prompt?tenant=acme&request="+url.QueryEscape(tok), 200)
+	c.want("the prompt", "#email-me", "Email me a code")
+	c.shot("prompt-email-offer")
+	c.submit("email me a code", 200, chromedp.Click(chromedp.ID("email-me")))
+	c.want("code sent", "#sent", "We sent an email with an 8-digit code to e***@example.test")
+	c.countdown("prompt code form")
+	c.shot("prompt-email")
+	first := mailedCode(t, mp, `to:`+address+` subject:"sign-in code"`, 1)
+	wrong := fmt.Sprintf("%08d", (atoi(t, first)+1)%100000000)
+	c.typeIn("Email verification code", wrong)
+	c.submit("a wrong code", 422, chromedp.Click(chromedp.ID("submit-email-code")))
+	c.want("a wrong code", "#error", "That code didn't work")
+	// Once the countdown ends, another code; the newer one signs in.
+	c.do("wait for the countdown", chromedp.WaitEnabled(chromedp.ID("resend")))
+	c.submit("send another code", 200, chromedp.Click(chromedp.ID("resend")))
+	c.want("another code", "#notice", "We sent another code")
+	second := mailedCode(t, mp, `to:`+address+` subject:"sign-in code"`, 2)
+	if second == first {
+		t.Errorf("the second email has the first code")
+	}
+	c.typeIn("Email verification code", second)
+	c.submit("the right code", 200, chromedp.Click(chromedp.ID("submit-email-code")))
+	if loc := c.location(); !strings.HasPrefix(loc, returnURL+"?twofa_result=") {
+		c.fail("the right code", fmt.Errorf("ended at %s, want %s with a result", loc, returnURL))
+	}
+	c.want("back at the application", "#signed-in", "Signed in as erin with email")
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -50,11 +50,13 @@
 })();
 
 // The resend button waits until a resend is accepted, and says how long.
+// The page gives the seconds left, not a time: the visitor's clock may
+// be set wrong.
 (function () {
   "use strict";
-  var b = document.querySelector("[data-resend-after]");
+  var b = document.querySelector("[data-resend-in]");
   if (!b) return;
-  var after = Number(b.getAttribute("data-resend-after")) * 1000;
+  var after = Date.now() + Number(b.getAttribute("data-resend-in")) * 1000;
   var label = b.textContent;
   function tick() {
     var left = Math.ceil((after - Date.now()) / 1000);
