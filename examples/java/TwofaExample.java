@@ -2,8 +2,14 @@
 //
 // Enrolls a user, confirms the enrollment with a TOTP code computed here,
 // verifies a code, shows that a replayed and a malformed code are refused,
-// and prints the user's status. Configure with TWOFA_URL, TWOFA_API_KEY and
-// optionally TWOFA_USER. Exits non-zero on any unexpected answer.
+// and prints the user's status. Then adds an email address and signs in
+// with a code sent to it: confirm the address, start a challenge, resend
+// once resend_after has passed, see a wrong code refused, verify the right
+// one. Configure with TWOFA_URL, TWOFA_API_KEY and optionally TWOFA_USER
+// and TWOFA_EXAMPLE_EMAIL. The user reads emailed codes from their mail;
+// here, when TWOFA_EXAMPLE_MAILPIT is Mailpit's URL, they are read from
+// Mailpit's API, else the email part stops once the first code is sent.
+// Exits non-zero on any unexpected answer.
 //
 //   java TwofaExample.java
 
@@ -15,10 +21,15 @@ import java.net.http.HttpResponse;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import javax.crypto.Mac;
 import javax.crypto.spec.SecretKeySpec;
 
@@ -26,6 +37,8 @@ public class TwofaExample {
     static final String BASE_URL = env("TWOFA_URL", "http://127.0.0.1:8080").replaceAll("/+$", "");
     static final String API_KEY = env("TWOFA_API_KEY", "");
     static final String USER = env("TWOFA_USER", "alice");
+    static final String EMAIL = env("TWOFA_EXAMPLE_EMAIL", USER.replaceAll("[^A-Za-z0-9._-]+", "-") + "@example.com");
+    static final String MAILPIT = env("TWOFA_EXAMPLE_MAILPIT", "").replaceAll("/+$", "");
     static final int PERIOD = 30, DIGITS = 6; // twofa's defaults: HMAC-SHA1, 30 s steps, 6 digits
 
     static final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
@@ -82,7 +95,102 @@ public class TwofaExample {
         r = call("GET", userPath, null);
         if (r.status != 200 || !Boolean.TRUE.equals(r.get("enrolled"))) fail("user: " + r);
         System.out.println("6. GET " + userPath + ": " + r.raw.strip());
+
+        emailPart(userPath);
         System.out.println("OK");
+    }
+
+    static void emailPart(String userPath) throws Exception {
+        // 7. Add an email address: a pending device, and a code sent to it.
+        Response r = call("POST", userPath + "/email", "{\"address\": " + jsonString(EMAIL) + "}");
+        if (r.status != 201) fail("add email: " + r);
+        Map<?, ?> device = (Map<?, ?>) r.get("device"), challenge = (Map<?, ?>) r.get("challenge");
+        String deviceId = (String) device.get("id"), challengeId = (String) challenge.get("challenge_id");
+        System.out.println("7. POST " + userPath + "/email: " + device.get("address") + " added as device " + deviceId
+                + " (" + device.get("status") + "); a code was sent (challenge " + challengeId
+                + ", resend after " + challenge.get("resend_after") + ")");
+        if (MAILPIT.isEmpty()) {
+            System.out.println("   The user types the code from the email. Set TWOFA_EXAMPLE_MAILPIT to read it from Mailpit and go on.");
+            return;
+        }
+        Set<String> seen = new HashSet<>();
+
+        // 8. Confirm the address with the code the user read. (Never log codes.)
+        String code = emailedCode(seen);
+        r = call("POST", userPath + "/email/" + pathEscape(deviceId) + "/confirm",
+                "{\"challenge_id\": \"" + challengeId + "\", \"code\": \"" + code + "\"}");
+        if (r.status != 200 || !Boolean.TRUE.equals(r.get("valid"))) fail("confirm email: " + r);
+        System.out.println("8. confirm the address with the code from the email: valid (factor " + r.str("factor") + ")");
+
+        // 9. Sign in by email: a challenge sends a code.
+        r = call("POST", userPath + "/challenges", "{\"factor\": \"email\"}");
+        if (r.status != 201) fail("challenge: " + r);
+        String id = r.str("challenge_id"), resendAfter = r.str("resend_after");
+        String challengePath = userPath + "/challenges/" + pathEscape(id);
+        System.out.println("9. POST " + userPath + "/challenges: challenge " + id + " (" + r.str("purpose") + "), "
+                + ((Double) r.get("code_digits")).intValue() + "-digit code sent, resend after " + resendAfter);
+        emailedCode(seen); // the user has it, and asks for another anyway
+
+        // 10. Another code, once resend_after has passed (earlier, HTTP 429).
+        // The earlier codes stay valid.
+        long waited = Math.max(0, Instant.parse(resendAfter).toEpochMilli() - System.currentTimeMillis());
+        Thread.sleep(waited);
+        for (int i = 0; i < 3; i++) {
+            r = call("POST", challengePath + "/resend", null);
+            if (r.status != 429) break;
+            String until = (String) ((Map<?, ?>) r.get("error")).get("until");
+            Thread.sleep(Math.max(0, Instant.parse(until).toEpochMilli() - System.currentTimeMillis()) + 100); // our clock was early
+        }
+        if (r.status != 200) fail("resend: " + r);
+        System.out.println("10. resend after waiting " + Math.round(waited / 1000.0) + " s for resend_after: another code sent, next resend after "
+                + r.str("resend_after"));
+
+        // 11. A wrong code is refused, and counts against the user as a TOTP code would.
+        code = emailedCode(seen);
+        String wrong = String.format("%08d", (Integer.parseInt(code) + 1) % 100_000_000);
+        r = call("POST", challengePath + "/verify", codeBody(wrong));
+        if (r.status != 200 || !Boolean.FALSE.equals(r.get("valid")) || !"invalid_code".equals(r.get("reason"))) {
+            fail("wrong code: " + r);
+        }
+        String reason = r.str("reason");
+        r = call("GET", challengePath, null);
+        if (r.status != 200) fail("challenge state: " + r);
+        System.out.println("11. verify a wrong code: refused, reason '" + reason + "'; challenge " + r.str("state") + ", "
+                + ((Double) r.get("attempts_left")).intValue() + " attempts left");
+
+        // 12. The newest code signs the user in.
+        r = call("POST", challengePath + "/verify", codeBody(code));
+        if (r.status != 200 || !Boolean.TRUE.equals(r.get("valid"))) fail("verify email code: " + r);
+        System.out.println("12. verify the code from the newest email: valid (factor " + r.str("factor") + ")");
+    }
+
+    static final Pattern CODE_LINE = Pattern.compile("(?m)^\\s*(\\d{8})\\s*$");
+
+    /**
+     * emailedCode returns the code in the newest email to EMAIL not in seen,
+     * read through Mailpit's API as the user would read their mail; it
+     * waits up to a minute.
+     */
+    static String emailedCode(Set<String> seen) throws Exception {
+        String query = URLEncoder.encode("to:" + EMAIL, StandardCharsets.UTF_8);
+        for (long deadline = System.currentTimeMillis() + 60_000; System.currentTimeMillis() < deadline; Thread.sleep(200)) {
+            Map<?, ?> found = (Map<?, ?>) mailpitGet("/api/v1/search?query=" + query);
+            for (Object o : (List<?>) found.get("messages")) { // newest first
+                String id = (String) ((Map<?, ?>) o).get("ID");
+                if (!seen.add(id)) continue;
+                Matcher m = CODE_LINE.matcher((String) ((Map<?, ?>) mailpitGet("/api/v1/message/" + id)).get("Text"));
+                if (m.find()) return m.group(1); // not a notice
+            }
+        }
+        fail("no new code in Mailpit for " + EMAIL + " within a minute");
+        return null;
+    }
+
+    static Object mailpitGet(String path) throws Exception {
+        var req = HttpRequest.newBuilder(URI.create(MAILPIT + path)).timeout(Duration.ofSeconds(10)).GET().build();
+        HttpResponse<String> resp = http.send(req, HttpResponse.BodyHandlers.ofString());
+        if (resp.statusCode() != 200) fail("Mailpit " + path + ": HTTP " + resp.statusCode());
+        return new Json(resp.body()).parse();
     }
 
     /** totp is RFC 6238: HMAC-SHA1 of the 30 s step counter, dynamically truncated. */
@@ -147,6 +255,17 @@ public class TwofaExample {
 
     static String codeBody(String code) {
         return "{\"code\": \"" + code + "\"}"; // codes are digits or [a-z0-9-]: nothing to escape
+    }
+
+    /** jsonString quotes s as a JSON string. */
+    static String jsonString(String s) {
+        var b = new StringBuilder("\"");
+        for (char c : s.toCharArray()) {
+            if (c == '"' || c == '\\') b.append('\\').append(c);
+            else if (c < 0x20) b.append(String.format("\\u%04x", (int) c));
+            else b.append(c);
+        }
+        return b.append('"').toString();
     }
 
     static String pathEscape(String s) {

@@ -3,8 +3,14 @@
 //
 // Enrolls a user, confirms the enrollment with a TOTP code computed here,
 // verifies a code, shows that a replayed and a malformed code are refused,
-// and prints the user's status. Configure with TWOFA_URL, TWOFA_API_KEY and
-// optionally TWOFA_USER. Exits non-zero on any unexpected answer.
+// and prints the user's status. Then adds an email address and signs in
+// with a code sent to it: confirm the address, start a challenge, resend
+// once resend_after has passed, see a wrong code refused, verify the right
+// one. Configure with TWOFA_URL, TWOFA_API_KEY and optionally TWOFA_USER
+// and TWOFA_EXAMPLE_EMAIL. The user reads emailed codes from their mail;
+// here, when TWOFA_EXAMPLE_MAILPIT is Mailpit's URL, they are read from
+// Mailpit's API, else the email part stops once the first code is sent.
+// Exits non-zero on any unexpected answer.
 //
 //   node twofa_example.mjs
 
@@ -13,6 +19,8 @@ import { createHmac } from "node:crypto";
 const BASE_URL = (process.env.TWOFA_URL || "http://127.0.0.1:8080").replace(/\/+$/, "");
 const API_KEY = process.env.TWOFA_API_KEY || "";
 const USER = process.env.TWOFA_USER || "alice";
+const EMAIL = process.env.TWOFA_EXAMPLE_EMAIL || USER.replace(/[^A-Za-z0-9._-]+/g, "-") + "@example.com";
+const MAILPIT = (process.env.TWOFA_EXAMPLE_MAILPIT || "").replace(/\/+$/, "");
 
 const PERIOD = 30, DIGITS = 6; // twofa's defaults: HMAC-SHA1, 30 s steps, 6 digits
 
@@ -61,6 +69,29 @@ function totp(secretB32, unixSeconds) {
   const offset = mac[mac.length - 1] & 0x0f;
   const number = mac.readUInt32BE(offset) & 0x7fffffff;
   return String(number % 10 ** DIGITS).padStart(DIGITS, "0");
+}
+
+// mailpitGet reads Mailpit's API.
+async function mailpitGet(path) {
+  const resp = await fetch(MAILPIT + path, { signal: AbortSignal.timeout(10_000) });
+  if (!resp.ok) fail(`Mailpit ${path}: HTTP ${resp.status}`);
+  return resp.json();
+}
+
+// emailedCode returns the code in the newest email to EMAIL not in seen,
+// read through Mailpit's API as the user would read their mail; it waits
+// up to a minute.
+async function emailedCode(seen) {
+  const query = encodeURIComponent("to:" + EMAIL);
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(200)) {
+    for (const m of (await mailpitGet("/api/v1/search?query=" + query)).messages) { // newest first
+      if (seen.has(m.ID)) continue;
+      seen.add(m.ID);
+      const code = /^\s*(\d{8})\s*$/m.exec((await mailpitGet("/api/v1/message/" + m.ID)).Text);
+      if (code) return code[1]; // not a notice
+    }
+  }
+  fail(`no new code in Mailpit for ${EMAIL} within a minute`);
 }
 
 const now = () => Date.now() / 1000;
@@ -114,4 +145,67 @@ console.log(`5. verify malformed '12345': HTTP ${r.status} ${JSON.stringify(r.bo
 r = await call("GET", userPath);
 if (r.status !== 200 || !r.body.enrolled) fail(`user: HTTP ${r.status} ${JSON.stringify(r.body)}`);
 console.log(`6. GET ${userPath}: ${JSON.stringify(r.body)}`);
+
+await emailPart();
 console.log("OK");
+
+async function emailPart() {
+  // 7. Add an email address: a pending device, and a code sent to it.
+  let r = await call("POST", userPath + "/email", { address: EMAIL });
+  if (r.status !== 201) fail(`add email: HTTP ${r.status} ${JSON.stringify(r.body)}`);
+  const { device, challenge } = r.body;
+  console.log(`7. POST ${userPath}/email: ${device.address} added as device ${device.id} (${device.status}); ` +
+    `a code was sent (challenge ${challenge.challenge_id}, resend after ${challenge.resend_after})`);
+  if (!MAILPIT) {
+    console.log("   The user types the code from the email. Set TWOFA_EXAMPLE_MAILPIT to read it from Mailpit and go on.");
+    return;
+  }
+  const seen = new Set();
+
+  // 8. Confirm the address with the code the user read. (Never log codes.)
+  let code = await emailedCode(seen);
+  r = await call("POST", `${userPath}/email/${encodeURIComponent(device.id)}/confirm`,
+    { challenge_id: challenge.challenge_id, code });
+  if (r.status !== 200 || !r.body.valid) fail(`confirm email: HTTP ${r.status} ${JSON.stringify(r.body)}`);
+  console.log(`8. confirm the address with the code from the email: valid (factor ${r.body.factor})`);
+
+  // 9. Sign in by email: a challenge sends a code.
+  r = await call("POST", userPath + "/challenges", { factor: "email" });
+  if (r.status !== 201) fail(`challenge: HTTP ${r.status} ${JSON.stringify(r.body)}`);
+  const ch = r.body;
+  const challengePath = `${userPath}/challenges/${encodeURIComponent(ch.challenge_id)}`;
+  console.log(`9. POST ${userPath}/challenges: challenge ${ch.challenge_id} (${ch.purpose}), ` +
+    `${ch.code_digits}-digit code sent, resend after ${ch.resend_after}`);
+  await emailedCode(seen); // the user has it, and asks for another anyway
+
+  // 10. Another code, once resend_after has passed (earlier, HTTP 429).
+  // The earlier codes stay valid.
+  const waited = Math.max(0, Date.parse(ch.resend_after) - Date.now());
+  await sleep(waited);
+  for (let i = 0; i < 3; i++) {
+    r = await call("POST", challengePath + "/resend");
+    if (r.status !== 429) break;
+    await sleep(Math.max(0, Date.parse(r.body.error.until) - Date.now()) + 100); // our clock was early
+  }
+  if (r.status !== 200) fail(`resend: HTTP ${r.status} ${JSON.stringify(r.body)}`);
+  console.log(`10. resend after waiting ${Math.round(waited / 1000)} s for resend_after: another code sent, ` +
+    `next resend after ${r.body.resend_after}`);
+
+  // 11. A wrong code is refused, and counts against the user as a TOTP code would.
+  code = await emailedCode(seen);
+  const wrong = String((Number(code) + 1) % 1e8).padStart(8, "0");
+  r = await call("POST", challengePath + "/verify", { code: wrong });
+  if (r.status !== 200 || r.body.valid || r.body.reason !== "invalid_code") {
+    fail(`wrong code: HTTP ${r.status} ${JSON.stringify(r.body)}`);
+  }
+  const reason = r.body.reason;
+  r = await call("GET", challengePath);
+  if (r.status !== 200) fail(`challenge state: HTTP ${r.status} ${JSON.stringify(r.body)}`);
+  console.log(`11. verify a wrong code: refused, reason '${reason}'; challenge ${r.body.state}, ` +
+    `${r.body.attempts_left} attempts left`);
+
+  // 12. The newest code signs the user in.
+  r = await call("POST", challengePath + "/verify", { code });
+  if (r.status !== 200 || !r.body.valid) fail(`verify email code: HTTP ${r.status} ${JSON.stringify(r.body)}`);
+  console.log(`12. verify the code from the newest email: valid (factor ${r.body.factor})`);
+}

@@ -3,11 +3,18 @@
 
 Enrolls a user, confirms the enrollment with a TOTP code computed here,
 verifies a code, shows that a replayed and a malformed code are refused,
-and prints the user's status. Configure with TWOFA_URL, TWOFA_API_KEY and
-optionally TWOFA_USER. Exits non-zero on any unexpected answer.
+and prints the user's status. Then adds an email address and signs in with
+a code sent to it: confirm the address, start a challenge, resend once
+resend_after has passed, see a wrong code refused, verify the right one.
+Configure with TWOFA_URL, TWOFA_API_KEY and optionally TWOFA_USER and
+TWOFA_EXAMPLE_EMAIL. The user reads emailed codes from their mail; here,
+when TWOFA_EXAMPLE_MAILPIT is Mailpit's URL, they are read from Mailpit's
+API, else the email part stops once the first code is sent. Exits non-zero
+on any unexpected answer.
 """
 
 import base64
+import calendar
 import hashlib
 import hmac
 import json
@@ -23,6 +30,8 @@ import urllib.request
 BASE_URL = os.environ.get("TWOFA_URL", "http://127.0.0.1:8080").rstrip("/")
 API_KEY = os.environ.get("TWOFA_API_KEY", "")
 USER = os.environ.get("TWOFA_USER", "alice")
+EMAIL = os.environ.get("TWOFA_EXAMPLE_EMAIL") or re.sub(r"[^A-Za-z0-9._-]+", "-", USER) + "@example.com"
+MAILPIT = os.environ.get("TWOFA_EXAMPLE_MAILPIT", "").rstrip("/")
 
 PERIOD, DIGITS = 30, 6  # twofa's defaults: HMAC-SHA1, 30 s steps, 6 digits
 
@@ -56,6 +65,98 @@ def totp(secret_b32, t):
     offset = mac[-1] & 0x0F
     number = struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF
     return str(number % 10**DIGITS).zfill(DIGITS)
+
+
+def unix_time(rfc3339):
+    """Seconds since the epoch of a UTC time as the API writes it."""
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z", rfc3339)
+    if not m:
+        fail(f"not a UTC time: {rfc3339!r}")
+    return calendar.timegm(time.strptime(m[1], "%Y-%m-%dT%H:%M:%S")) + float(m[2] or 0)
+
+
+def mailpit_get(path):
+    with urllib.request.urlopen(MAILPIT + path, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def emailed_code(seen):
+    """The code in the newest email to EMAIL not in seen, read through
+    Mailpit's API as the user would read their mail; waits up to a minute."""
+    query = urllib.parse.quote("to:" + EMAIL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        for m in mailpit_get("/api/v1/search?query=" + query)["messages"]:  # newest first
+            if m["ID"] in seen:
+                continue
+            seen.add(m["ID"])
+            code = re.search(r"(?m)^\s*(\d{8})\s*$", mailpit_get("/api/v1/message/" + m["ID"])["Text"])
+            if code:  # not a notice
+                return code[1]
+        time.sleep(0.2)
+    fail(f"no new code in Mailpit for {EMAIL} within a minute")
+
+
+def email_part(user_path):
+    # 7. Add an email address: a pending device, and a code sent to it.
+    status, en = call("POST", user_path + "/email", {"address": EMAIL})
+    if status != 201:
+        fail(f"add email: HTTP {status} {en}")
+    device, ch = en["device"], en["challenge"]
+    print(f"7. POST {user_path}/email: {device['address']} added as device {device['id']} ({device['status']}); "
+          f"a code was sent (challenge {ch['challenge_id']}, resend after {ch['resend_after']})")
+    if not MAILPIT:
+        print("   The user types the code from the email. Set TWOFA_EXAMPLE_MAILPIT to read it from Mailpit and go on.")
+        return
+    seen = set()
+
+    # 8. Confirm the address with the code the user read. (Never log codes.)
+    code = emailed_code(seen)
+    status, res = call("POST", user_path + "/email/" + urllib.parse.quote(device["id"], safe="") + "/confirm",
+                       {"challenge_id": ch["challenge_id"], "code": code})
+    if status != 200 or not res.get("valid"):
+        fail(f"confirm email: HTTP {status} {res}")
+    print(f"8. confirm the address with the code from the email: valid (factor {res['factor']})")
+
+    # 9. Sign in by email: a challenge sends a code.
+    status, ch = call("POST", user_path + "/challenges", {"factor": "email"})
+    if status != 201:
+        fail(f"challenge: HTTP {status} {ch}")
+    challenge_path = user_path + "/challenges/" + urllib.parse.quote(ch["challenge_id"], safe="")
+    print(f"9. POST {user_path}/challenges: challenge {ch['challenge_id']} ({ch['purpose']}), "
+          f"{ch['code_digits']}-digit code sent, resend after {ch['resend_after']}")
+    emailed_code(seen)  # the user has it, and asks for another anyway
+
+    # 10. Another code, once resend_after has passed (earlier, HTTP 429).
+    # The earlier codes stay valid.
+    waited = max(0.0, unix_time(ch["resend_after"]) - time.time())
+    time.sleep(waited)
+    for _ in range(3):
+        status, again = call("POST", challenge_path + "/resend")
+        if status != 429:
+            break
+        time.sleep(max(0.0, unix_time(again["error"]["until"]) - time.time()) + 0.1)  # our clock was early
+    if status != 200:
+        fail(f"resend: HTTP {status} {again}")
+    print(f"10. resend after waiting {waited:.0f} s for resend_after: another code sent, next resend after {again['resend_after']}")
+
+    # 11. A wrong code is refused, and counts against the user as a TOTP code would.
+    code = emailed_code(seen)
+    wrong = f"{(int(code) + 1) % 10**8:08d}"
+    status, res = call("POST", challenge_path + "/verify", {"code": wrong})
+    if status != 200 or res.get("valid") or res.get("reason") != "invalid_code":
+        fail(f"wrong code: HTTP {status} {res}")
+    status, state = call("GET", challenge_path)
+    if status != 200:
+        fail(f"challenge state: HTTP {status} {state}")
+    print(f"11. verify a wrong code: refused, reason {res['reason']!r}; challenge {state['state']}, "
+          f"{state['attempts_left']} attempts left")
+
+    # 12. The newest code signs the user in.
+    status, res = call("POST", challenge_path + "/verify", {"code": code})
+    if status != 200 or not res.get("valid"):
+        fail(f"verify email code: HTTP {status} {res}")
+    print(f"12. verify the code from the newest email: valid (factor {res['factor']})")
 
 
 def main():
@@ -112,6 +213,8 @@ def main():
     if status != 200 or not u.get("enrolled"):
         fail(f"user: HTTP {status} {u}")
     print(f"6. GET {user_path}: {json.dumps(u)}")
+
+    email_part(user_path)
     print("OK")
 
 
