@@ -201,15 +201,8 @@ func (s *server) emailConfirm(w http.ResponseWriter, r *http.Request, ss *sessio
 		s.render(w, r, status, "email.html", s.emailView(ss, d, msg))
 	}
 	res, err := s.svc.ConfirmEmail(r.Context(), ss.ref(), ss.PendingEmail, ss.Challenge, digitsOnly(r.PostForm.Get("code")))
-	if errors.Is(err, twofa.ErrChallengeEnded) || errors.Is(err, twofa.ErrNotFound) {
-		ss.PendingEmail, ss.Challenge = "", ""
-		if err := s.setSession(w, r, ss); err != nil {
-			s.enrollProblem(w, r, ss, err)
-			return
-		}
-		s.renderError(w, r, http.StatusGone, "This code no longer works",
-			"The code expired, was used, or was typed wrong too many times. Start again to get a new one.",
-			errorPage{NextURL: "/enroll/email", NextText: "Start again"})
+	if ended(err) {
+		s.emailEnded(w, r, ss)
 		return
 	}
 	if err != nil {
@@ -242,6 +235,25 @@ func (s *server) emailConfirm(w http.ResponseWriter, r *http.Request, ss *sessio
 	seeOther(w, r, "/enroll/email?notice=confirmed")
 }
 
+// ended reports whether err says the challenge is over: spent, expired,
+// out of attempts, or gone with its device.
+func ended(err error) bool {
+	return errors.Is(err, twofa.ErrChallengeEnded) || errors.Is(err, twofa.ErrNotFound)
+}
+
+// emailEnded forgets the session's email enrollment, whose challenge is
+// over, and says to start again.
+func (s *server) emailEnded(w http.ResponseWriter, r *http.Request, ss *session) {
+	ss.PendingEmail, ss.Challenge = "", ""
+	if err := s.setSession(w, r, ss); err != nil {
+		s.enrollProblem(w, r, ss, err)
+		return
+	}
+	s.renderError(w, r, http.StatusGone, "This code no longer works",
+		"The code expired, was used, or was typed wrong too many times. Start again to get a new one.",
+		errorPage{NextURL: "/enroll/email", NextText: "Start again"})
+}
+
 // emailResend sends another code for the session's email enrollment.
 func (s *server) emailResend(w http.ResponseWriter, r *http.Request, ss *session) {
 	if ss.PendingEmail == "" {
@@ -249,6 +261,10 @@ func (s *server) emailResend(w http.ResponseWriter, r *http.Request, ss *session
 		return
 	}
 	c, err := s.svc.ResendChallenge(r.Context(), ss.ref(), ss.Challenge)
+	if ended(err) {
+		s.emailEnded(w, r, ss)
+		return
+	}
 	if err != nil {
 		status, msg := s.emailProblem(r, err)
 		d := emailData{Sent: true, Action: "/enroll/email/confirm", ResendAction: "/enroll/email/resend", Button: "Confirm"}
@@ -303,7 +319,12 @@ func (s *server) promptEmailResend(w http.ResponseWriter, r *http.Request, ss *s
 		s.renderPrompt(w, r, ss, req.ReturnURL, http.StatusOK, "", false)
 		return
 	}
-	if _, err := s.svc.ResendChallenge(r.Context(), ss.ref(), ss.Challenge); err != nil {
+	_, err := s.svc.ResendChallenge(r.Context(), ss.ref(), ss.Challenge)
+	if ended(err) {
+		s.promptEmailEnded(w, r, ss, req.ReturnURL)
+		return
+	}
+	if err != nil {
 		status, msg := s.emailProblem(r, err)
 		s.renderPrompt(w, r, ss, req.ReturnURL, status, msg, false)
 		return
@@ -315,6 +336,17 @@ func (s *server) promptEmailResend(w http.ResponseWriter, r *http.Request, ss *s
 
 // resentNotice confirms a resend.
 const resentNotice = "We sent another code. Any code we sent you in the last 10 minutes works."
+
+// promptEmailEnded forgets the prompt's challenge, which is over, and
+// offers another.
+func (s *server) promptEmailEnded(w http.ResponseWriter, r *http.Request, ss *session, returnURL string) {
+	ss.Challenge = ""
+	if err := s.setSession(w, r, ss); err != nil {
+		s.badPromptRequest(w, r, err)
+		return
+	}
+	s.renderPrompt(w, r, ss, returnURL, http.StatusGone, "That code no longer works: it expired, was used, or was typed wrong too many times. Ask for a new one.", false)
+}
 
 // promptEmailVerify checks an emailed code and, when it is valid, sends
 // the user back with a signed result.
@@ -328,13 +360,8 @@ func (s *server) promptEmailVerify(w http.ResponseWriter, r *http.Request, ss *s
 		return
 	}
 	res, err := s.svc.VerifyChallenge(r.Context(), ss.ref(), ss.Challenge, digitsOnly(r.PostForm.Get("code")))
-	if errors.Is(err, twofa.ErrChallengeEnded) || errors.Is(err, twofa.ErrNotFound) {
-		ss.Challenge = ""
-		if err := s.setSession(w, r, ss); err != nil {
-			s.badPromptRequest(w, r, err)
-			return
-		}
-		s.renderPrompt(w, r, ss, req.ReturnURL, http.StatusGone, "That code no longer works: it expired, was used, or was typed wrong too many times. Ask for a new one.", false)
+	if ended(err) {
+		s.promptEmailEnded(w, r, ss, req.ReturnURL)
 		return
 	}
 	if err != nil {

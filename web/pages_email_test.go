@@ -481,3 +481,63 @@ func (e *pagesEnv) challengeOf(t *testing.T) string {
 	t.Fatal("no twofa_prompt cookie")
 	return ""
 }
+
+// TestPages_EmailCodeEnded: a code typed, or another asked for, once the
+// challenge has ended (its codes expired, or it was used elsewhere).
+func TestPages_EmailCodeEnded(t *testing.T) {
+	e := newPagesEnv(t, false)
+	key, k := promptSetup(t, e)
+	for _, c := range []struct{ name, path string }{
+		{"Confirm", "/enroll/email/confirm"},
+		{"Resend", "/enroll/email/resend"},
+	} {
+		t.Run("Address"+c.name, func(t *testing.T) {
+			const address = "alice@example.com"
+			p := e.open(e.link("manage", "alice"))
+			tok := csrf(t, p)
+			e.post("/enroll/email/prove", url.Values{"csrf": {tok}, "code": {k.TOTP(e.clock.Now())}})
+			p = e.post("/enroll/email", url.Values{"csrf": {tok}, "address": {address}})
+			wantPage(t, "code sent", p, http.StatusOK, `id="email-code"`)
+			code := e.code("alice", address)
+			e.clock.Add(twofa.EmailCodeTTL + time.Second)
+			p = e.post(c.path, url.Values{"csrf": {tok}, "code": {code}})
+			wantPage(t, "ended", p, http.StatusGone, "This code no longer works", `href="/enroll/email"`, "Start again")
+			wantSafe(t, "ended", p, "", code)
+			p = e.get("/enroll/email")
+			wantPage(t, "after", p, http.StatusOK, `id="address"`)
+			if strings.Contains(p.body, `id="email-code"`) {
+				t.Errorf("the address form still asks for the ended code")
+			}
+		})
+	}
+
+	const address = "bob@example.com"
+	e.enrolled("bob", "Phone")
+	e.withEmail("bob", address)
+	for _, c := range []struct{ name, path string }{
+		{"Verify", "/prompt/email/verify"},
+		{"Resend", "/prompt/email/resend"},
+	} {
+		t.Run("Prompt"+c.name, func(t *testing.T) {
+			p := e.get(e.promptURL(key, prompt.Request{Tenant: "acme", User: "bob", ReturnURL: "https://app.example/2fa", Nonce: prompt.NewNonce()}))
+			tok := csrf(t, p)
+			p = e.post("/prompt/email", url.Values{"csrf": {tok}})
+			wantPage(t, "code sent", p, http.StatusOK, `id="email-code"`)
+			code := e.code("bob", address)
+			// The code is used elsewhere (the API) before the page gets it.
+			bob := twofa.UserRef{Tenant: "acme", User: "bob"}
+			if res, err := e.svc.VerifyChallenge(context.Background(), bob, e.challengeOf(t), code); err != nil || !res.Valid {
+				t.Fatalf("VerifyChallenge: %+v, %v", res, err)
+			}
+			e.clock.Add(twofa.ResendGap)
+			p = e.post(c.path, url.Values{"csrf": {tok}, "code": {code}})
+			wantPage(t, "ended", p, http.StatusGone, "That code no longer works", "Ask for a new one", `id="email-me"`)
+			if strings.Contains(p.body, `id="email-code"`) {
+				t.Errorf("the prompt still asks for the ended code")
+			}
+			if n := e.sent("bob", address); c.name == "Resend" && n != 3 { // the confirmation's, and one per prompt
+				t.Errorf("a resend of an ended challenge sent a code: %d sent, want 3", n)
+			}
+		})
+	}
+}
