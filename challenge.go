@@ -64,6 +64,18 @@ type ChallengeCode struct {
 	ExpiresAt time.Time
 }
 
+// deviceFits reports whether d is still what the challenge was for: an
+// address removed since, or an enrollment that expired, ends it.
+func (c *Challenge) deviceFits(d *Device, now time.Time) bool {
+	if d == nil || d.ID != c.DeviceID {
+		return false
+	}
+	if c.Purpose == PurposeConfirm {
+		return d.Status == StatusPending && d.ExpiresAt.After(now)
+	}
+	return d.Status == StatusActive
+}
+
 // State returns the challenge's state at now.
 func (c *Challenge) State(now time.Time) string {
 	switch {
@@ -189,14 +201,7 @@ func (c challengeAttempt) judge(s *Service, st *AttemptState, now time.Time) (*v
 	if ch.State(now) != ChallengePending {
 		return nil, ErrChallengeEnded
 	}
-	// The device must still be what the challenge was for: an address
-	// removed since, or an enrollment that expired, ends it.
-	d := st.User.Device(ch.DeviceID)
-	wantStatus := StatusActive
-	if ch.Purpose == PurposeConfirm {
-		wantStatus = StatusPending
-	}
-	if d == nil || d.Status != wantStatus || wantStatus == StatusPending && !d.ExpiresAt.After(now) {
+	if !ch.deviceFits(st.User.Device(ch.DeviceID), now) {
 		return nil, ErrChallengeEnded
 	}
 	v := &verdict{factor: ch.Factor, device: ch.DeviceID, reason: ReasonInvalidCode,

@@ -346,7 +346,7 @@ func (s *Service) ResendChallenge(ctx context.Context, ref UserRef, id string) (
 		return nil, err
 	}
 	d := u.Device(c.DeviceID)
-	if d == nil || d.Kind != KindEmail {
+	if !c.deviceFits(d, now) || d.Kind != KindEmail {
 		return nil, ErrChallengeEnded
 	}
 	addr, err := s.address(d)

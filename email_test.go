@@ -451,3 +451,39 @@ func TestService_EmailUnavailable(t *testing.T) {
 		t.Errorf("%d messages queued by refused calls", n-before)
 	}
 }
+
+// A resend is refused once the challenge's device is no longer what the
+// challenge was for: no code of an enrollment whose time ran out can
+// confirm it, so none is sent.
+func TestService_ResendAfterEnrollmentExpired(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t testing.TB) (twofa.Store, string)) {
+		store, _ := open(t)
+		f := newFixture(t, store, nil)
+		ctx := context.Background()
+		ref := twofa.UserRef{Tenant: "acme", User: "lena"}
+		const address = "lena@example.com"
+		f.enroll(t, ref, "Phone")
+		en, err := f.svc.BeginEmailEnrollment(ctx, ref, address, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A resend just before the enrollment expires keeps the
+		// challenge pending for 10 more minutes.
+		f.clock.Add(f.svc.Policy().EnrollTTL - 30*time.Second)
+		if _, err := f.svc.ResendChallenge(ctx, ref, en.Challenge.ID); err != nil {
+			t.Fatalf("a resend before the enrollment expires: %v", err)
+		}
+		f.clock.Add(time.Minute)
+		code := f.lastCode(t, ref, address)
+		if _, err := f.svc.ConfirmEmail(ctx, ref, en.Device.ID, en.Challenge.ID, code); !errors.Is(err, twofa.ErrChallengeEnded) {
+			t.Fatalf("confirming an expired enrollment: %v; want ErrChallengeEnded", err)
+		}
+		_, err = f.svc.ResendChallenge(ctx, ref, en.Challenge.ID)
+		if !errors.Is(err, twofa.ErrChallengeEnded) {
+			t.Errorf("a resend for an expired enrollment: %v; want ErrChallengeEnded", err)
+		}
+		if n := twofatest.Codes(t, f.store, f.keys, ref, address); n != 2 {
+			t.Errorf("%d codes sent, want 2: none for an enrollment that cannot be confirmed", n)
+		}
+	})
+}
