@@ -29,6 +29,7 @@ type emailData struct {
 // emailOffer is what the prompt offers by email.
 type emailOffer struct {
 	Offer    bool // the user has an email device
+	Only     bool // and nothing else: no app, no backup codes
 	Sent     bool // a code is on its way
 	Address  string
 	ResendIn int

@@ -541,3 +541,35 @@ func TestPages_EmailCodeEnded(t *testing.T) {
 		})
 	}
 }
+
+// TestPages_EmailPromptAlone: a user whose only factor is email (the
+// tenant allows it) is offered email alone, not an app's code.
+func TestPages_EmailPromptAlone(t *testing.T) {
+	e := newPagesEnv(t, false)
+	key, _ := promptSetup(t, e)
+	if err := e.svc.SetRestrictedOnly(context.Background(), "acme", true); err != nil {
+		t.Fatal(err)
+	}
+	const address = "gus@example.com"
+	e.withEmail("gus", address)
+	req := prompt.Request{Tenant: "acme", User: "gus", ReturnURL: "https://app.example/2fa", Nonce: prompt.NewNonce()}
+	p := e.get(e.promptURL(key, req))
+	wantPage(t, "prompt", p, http.StatusOK, "We'll email you an 8-digit code", `<button id="email-me" type="submit">Email me a code</button>`)
+	for _, no := range []string{`id="code"`, `id="backup-code"`, "authenticator app"} {
+		if strings.Contains(p.body, no) {
+			t.Errorf("the prompt of a user with email alone has %s", no)
+		}
+	}
+	tok := csrf(t, p)
+	p = e.post("/prompt/email", url.Values{"csrf": {tok}})
+	wantPage(t, "code sent", p, http.StatusOK, `id="email-code"`)
+	if strings.Contains(p.body, `id="code"`) || strings.Contains(p.body, "authenticator app") {
+		t.Errorf("the code form of a user with email alone offers an app")
+	}
+	p = e.post("/prompt/email/verify", url.Values{"csrf": {tok}, "code": {e.code("gus", address)}})
+	loc, _ := url.Parse(p.location())
+	res, err := prompt.ParseResult(key, loc.Query().Get(web.ParamResult), "acme", req.Nonce, e.clock.Now())
+	if p.status != http.StatusSeeOther || err != nil || res.Factor != twofa.FactorEmail {
+		t.Errorf("right code: %d to %q: %+v, %v", p.status, p.location(), res, err)
+	}
+}

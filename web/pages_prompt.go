@@ -87,11 +87,14 @@ func (s *server) promptView(r *http.Request, ss *session, returnURL string, stat
 		status, problem = http.StatusTooManyRequests, s.lockedText(u.LockedUntil)
 	}
 	if u != nil {
+		app := false
 		for _, d := range u.ActiveDevices() {
-			if d.Kind == twofa.KindEmail {
-				data.Email.Offer = true
-			}
+			data.Email.Offer = data.Email.Offer || d.Kind == twofa.KindEmail
+			app = app || d.Kind != twofa.KindEmail
 		}
+		// Email alone, where the tenant allows it: no app or backup code
+		// to ask for.
+		data.Email.Only = data.Email.Offer && !app && u.BackupCodes == 0
 	}
 	if ss.Challenge != "" && u != nil {
 		if c, err := s.svc.Challenge(r.Context(), ss.ref(), ss.Challenge); err == nil && c.State(s.now()) == twofa.ChallengePending {
