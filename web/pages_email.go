@@ -47,6 +47,10 @@ func (s *server) resendIn(c *twofa.Challenge) int {
 	return int((d + time.Second - 1) / time.Second)
 }
 
+// emailOn reports whether this server sends email, without which the
+// pages offer no email.
+func (s *server) emailOn() bool { return s.svc.Delivers(twofa.ChannelEmail) }
+
 // maskAddress shows enough of an address for its owner to know it, and
 // little to anyone else: "j***@example.com".
 func maskAddress(a string) string {
@@ -73,6 +77,11 @@ func (s *server) emailPage(w http.ResponseWriter, r *http.Request, ss *session) 
 		v := s.emailView(ss, emailData{Done: true}, "")
 		v.Title = "Your email address is confirmed"
 		s.render(w, r, http.StatusOK, "email.html", v)
+		return
+	}
+	if !s.emailOn() {
+		status, msg := s.emailProblem(r, twofa.ErrUnavailable)
+		s.renderError(w, r, status, "Email isn't available", msg, errorPage{NextURL: "/" + ss.Kind, NextText: "Back"})
 		return
 	}
 	if need, err := s.needsProof(r, ss); err != nil || need {
@@ -161,6 +170,8 @@ func (s *server) emailBegin(w http.ResponseWriter, r *http.Request, ss *session)
 func (s *server) emailProblem(r *http.Request, err error) (int, string) {
 	status, msg := s.codeProblem(r, err)
 	switch {
+	case errors.Is(err, twofa.ErrUnavailable):
+		msg = "This site can't send email codes. Use an authenticator app instead."
 	case errors.Is(err, twofa.ErrAddressTaken):
 		msg = "That address is already one of your ways to sign in."
 	case errors.Is(err, twofa.ErrRestrictedOnly):

@@ -573,3 +573,49 @@ func TestPages_EmailPromptAlone(t *testing.T) {
 		t.Errorf("right code: %d to %q: %+v, %v", p.status, p.location(), res, err)
 	}
 }
+
+// TestPages_EmailUnavailable: a server that sends no email offers none.
+func TestPages_EmailUnavailable(t *testing.T) {
+	e := newPagesEnvWith(t, false, []twofa.Channel{twofa.ChannelWebhook})
+	key, k := promptSetup(t, e)
+	// An address added while the server still sent email.
+	ctx := context.Background()
+	alice := twofa.UserRef{Tenant: "acme", User: "alice"}
+	mailing, err := twofa.NewService(ctx, e.store.(twofa.Store), e.keys, twofa.Options{Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	en, err := mailing.BeginEmailEnrollment(ctx, alice, "alice@example.com", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := mailing.ConfirmEmail(ctx, alice, en.Device.ID, en.Challenge.ID, e.code("alice", "alice@example.com")); err != nil || !res.Valid {
+		t.Fatalf("ConfirmEmail: %+v, %v", res, err)
+	}
+	p := e.open(e.link("manage", "alice"))
+	wantPage(t, "manage", p, http.StatusOK, `id="add-device"`)
+	tok := csrf(t, p)
+	if strings.Contains(p.body, `id="add-email"`) {
+		t.Errorf("the manage page offers email")
+	}
+	e.post("/enroll/prove", url.Values{"csrf": {tok}, "code": {k.TOTP(e.clock.Now())}})
+	p = e.get("/enroll")
+	wantPage(t, "enroll", p, http.StatusOK, `id="qr"`)
+	if strings.Contains(p.body, `id="use-email"`) {
+		t.Errorf("the enrollment page offers email")
+	}
+	p = e.get("/enroll/email")
+	wantPage(t, "email page", p, http.StatusConflict, "can't send email codes", "authenticator app instead")
+	p = e.post("/enroll/email", url.Values{"csrf": {tok}, "address": {"alice@example.org"}})
+	wantPage(t, "an address", p, http.StatusConflict, "can't send email codes")
+	if ds := e.emailDevices("alice"); len(ds) != 1 {
+		t.Errorf("an address was added: %+v", ds)
+	}
+	p = e.get(e.promptURL(key, prompt.Request{Tenant: "acme", User: "alice", ReturnURL: "https://app.example/2fa", Nonce: prompt.NewNonce()}))
+	wantPage(t, "prompt", p, http.StatusOK, `id="code"`)
+	if strings.Contains(p.body, `id="email-me"`) {
+		t.Errorf("the prompt offers email")
+	}
+	p = e.post("/prompt/email", url.Values{"csrf": {csrf(t, p)}})
+	wantPage(t, "email me a code", p, http.StatusConflict, "can't send email codes", `id="code"`)
+}

@@ -85,6 +85,7 @@ type enrollData struct {
 	Digits  int
 	Expires time.Time
 	Manage  bool
+	Email   bool // email is available, as another way
 }
 
 // doneData is the done page's.
@@ -111,7 +112,7 @@ func (s *server) enrollPage(w http.ResponseWriter, r *http.Request, ss *session)
 	}
 	if d := s.pendingDevice(r, ss); d != nil {
 		s.render(w, r, http.StatusOK, "enroll.html", view{Title: "Add your authenticator app", CSRF: ss.CSRF,
-			Data: enrollData{Name: "", Digits: d.Params.Digits, Expires: d.ExpiresAt, Manage: ss.Kind == kindManage}})
+			Data: enrollData{Name: "", Digits: d.Params.Digits, Expires: d.ExpiresAt, Manage: ss.Kind == kindManage, Email: s.emailOn()}})
 		return
 	}
 	if need, err := s.needsProof(r, ss); err != nil || need {
@@ -146,7 +147,7 @@ func (s *server) enrollPage(w http.ResponseWriter, r *http.Request, ss *session)
 		QR:     template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png)),
 		URI:    template.URL(en.URI),
 		Secret: groupSecret(raw), Raw: raw, Digits: en.Device.Params.Digits, Expires: en.ExpiresAt,
-		Manage: ss.Kind == kindManage,
+		Manage: ss.Kind == kindManage, Email: s.emailOn(),
 	}})
 }
 
@@ -251,7 +252,7 @@ func (s *server) enrollConfirm(w http.ResponseWriter, r *http.Request, ss *sessi
 	again := func(status int, msg string) {
 		digits := s.svc.Policy().TOTP.Digits
 		s.render(w, r, status, "enroll.html", view{Title: "Add your authenticator app", Error: msg, CSRF: ss.CSRF,
-			Data: enrollData{Name: name, Digits: digits, Manage: ss.Kind == kindManage}})
+			Data: enrollData{Name: name, Digits: digits, Manage: ss.Kind == kindManage, Email: s.emailOn()}})
 	}
 	if utf8.RuneCountInString(name) > maxName || len(name) > maxName {
 		again(http.StatusUnprocessableEntity, fmt.Sprintf("Please keep the device name to %d characters or fewer.", maxName))

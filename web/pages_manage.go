@@ -17,6 +17,7 @@ type manageData struct {
 	BackupCodes int
 	LockedUntil string // empty when not locked
 	CanAdd      bool
+	Email       bool // email is available
 }
 
 type deviceView struct {
@@ -49,7 +50,7 @@ func (s *server) renderManage(w http.ResponseWriter, r *http.Request, ss *sessio
 		s.renderError(w, r, status, "We couldn't show your devices", msg, errorPage{})
 		return
 	}
-	d := manageData{BackupCodes: u.BackupCodes, CanAdd: len(u.Devices) < s.svc.Policy().MaxDevices}
+	d := manageData{BackupCodes: u.BackupCodes, CanAdd: len(u.Devices) < s.svc.Policy().MaxDevices, Email: s.emailOn()}
 	for _, dev := range u.ActiveDevices() {
 		d.Devices = append(d.Devices, deviceView{ID: dev.ID, Name: dev.Name, Address: dev.Address, Added: dev.ConfirmedAt, LastUsed: dev.LastUsedAt})
 	}

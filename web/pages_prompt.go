@@ -86,7 +86,7 @@ func (s *server) promptView(r *http.Request, ss *session, returnURL string, stat
 	case u.Locked(s.now()) && problem == "":
 		status, problem = http.StatusTooManyRequests, s.lockedText(u.LockedUntil)
 	}
-	if u != nil {
+	if u != nil && s.emailOn() {
 		app := false
 		for _, d := range u.ActiveDevices() {
 			data.Email.Offer = data.Email.Offer || d.Kind == twofa.KindEmail

@@ -45,8 +45,21 @@ type pagesEnv struct {
 
 func newPagesEnv(t *testing.T, tls bool) *pagesEnv {
 	t.Helper()
+	return newPagesEnvWith(t, tls, nil)
+}
+
+// newPagesEnvWith is newPagesEnv with a Service that delivers only the
+// channels given (nil: every channel).
+func newPagesEnvWith(t *testing.T, tls bool, channels []twofa.Channel) *pagesEnv {
+	t.Helper()
 	ctx := context.Background()
 	svc, st, c, keys := twofatest.NewServiceKeys(t)
+	if channels != nil {
+		var err error
+		if svc, err = twofa.NewService(ctx, st, keys, twofa.Options{Now: c.Now, Channels: channels}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	h := web.NewHandler(svc, web.Options{Now: c.Now})
 	e := &pagesEnv{t: t, svc: svc, store: st, keys: keys, clock: c}
 	if tls {
