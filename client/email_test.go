@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/twofa/twofa"
 	"github.com/twofa/twofa/client"
 	"github.com/twofa/twofa/internal/twofatest"
+	"github.com/twofa/twofa/web"
 )
 
 // code is the newest code the server sent to the user's address.
@@ -228,4 +230,27 @@ func challengeEqual(a, b client.Challenge) bool {
 	ta, tb := [2]time.Time{a.ExpiresAt, a.ResendAfter}, [2]time.Time{b.ExpiresAt, b.ResendAfter}
 	a.ExpiresAt, a.ResendAfter, b.ExpiresAt, b.ResendAfter = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	return a == b && ta[0].Equal(tb[0]) && ta[1].Equal(tb[1])
+}
+
+func TestClient_EmailUnavailable(t *testing.T) {
+	s := newServer(t)
+	ctx := context.Background()
+	s.enroll(t, "alice")
+	// The same store, served by a Service that sends no email.
+	svc, err := twofa.NewService(ctx, s.store.(twofa.Store), s.keys, twofa.Options{Now: s.clock.Now, Channels: []twofa.Channel{twofa.ChannelWebhook}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(web.NewHandler(svc, web.Options{Now: s.clock.Now}))
+	t.Cleanup(hs.Close)
+	app := client.New(hs.URL, s.appKey)
+	for what, call := range map[string]func() error{
+		"EnrollEmail":    func() error { _, err := app.EnrollEmail(ctx, "alice", "alice@example.com", ""); return err },
+		"StartChallenge": func() error { _, err := app.StartChallenge(ctx, "alice", "email", ""); return err },
+	} {
+		e := apiError(t, what, call())
+		if e.Status != 409 || e.Code != client.CodeConflict || e.Reason != client.ReasonUnavailable {
+			t.Errorf("%s on a server without email: %+v, want 409 %s", what, e, client.ReasonUnavailable)
+		}
+	}
 }
