@@ -30,7 +30,8 @@ type EmailEnrollment struct {
 // to the address; ConfirmEmail activates it. Email is a restricted factor:
 // the user needs an authenticator app or backup codes first, unless the
 // tenant allows email alone. Errors to expect: IsInvalid (a bad address),
-// ReasonAddressTaken, ReasonRestricted, IsRateLimited.
+// ReasonAddressTaken, ReasonRestricted, ReasonUnavailable (the server
+// sends no email), IsRateLimited.
 func (c *Client) EnrollEmail(ctx context.Context, userID, address, name string) (*EmailEnrollment, error) {
 	p, err := userPath(userID, "email")
 	if err != nil {
@@ -67,7 +68,8 @@ func (c *Client) ConfirmEmail(ctx context.Context, userID, deviceID, challengeID
 }
 
 // StartChallenge sends a sign-in code to one of the user's email devices
-// (deviceID, or the one used last when empty).
+// (deviceID, or the one used last when empty). Errors to expect:
+// IsNotEnrolled (no email address), ReasonUnavailable, IsRateLimited.
 func (c *Client) StartChallenge(ctx context.Context, userID, factor, deviceID string) (*Challenge, error) {
 	p, err := userPath(userID, "challenges")
 	if err != nil {
