@@ -46,6 +46,10 @@ func TestExamples(t *testing.T) {
 	dir := t.TempDir()
 	srv := startServer(t, dir, "--smtp-url", "smtp://"+mp.SMTPAddr()+"?tls=none", "--mail-from", "Examples <twofa@example.test>")
 	key := createKey(t, dir, "examples", false)
+	// And a server with no SMTP server, where email is unavailable.
+	plainDir := t.TempDir()
+	plain := startServer(t, plainDir)
+	plainKey := createKey(t, plainDir, "examples", false)
 	examples := filepath.Join("..", "..", "examples")
 
 	cases := []struct {
@@ -53,14 +57,18 @@ func TestExamples(t *testing.T) {
 		tool       string
 		args       []string
 		mailpit    bool // read the codes from Mailpit
+		noSMTP     bool // on the server without email
 	}{
-		{"python", "example-python", "python3", []string{filepath.Join(examples, "python", "twofa_example.py")}, true},
+		{"python", "example-python", "python3", []string{filepath.Join(examples, "python", "twofa_example.py")}, true, false},
 		// Without Mailpit, as in real life: the email part stops once a
 		// code is sent, for the user to type.
-		{"python-no-mailpit", "example-python-2", "python3", []string{filepath.Join(examples, "python", "twofa_example.py")}, false},
-		{"javascript", "example-javascript", "node", []string{filepath.Join(examples, "javascript", "twofa_example.mjs")}, true},
+		{"python-no-mailpit", "example-python-2", "python3", []string{filepath.Join(examples, "python", "twofa_example.py")}, false, false},
+		{"python-no-smtp", "example-python-3", "python3", []string{filepath.Join(examples, "python", "twofa_example.py")}, false, true},
+		{"javascript", "example-javascript", "node", []string{filepath.Join(examples, "javascript", "twofa_example.mjs")}, true, false},
 		// Java 11+ runs a single source file directly, with no javac step.
-		{"java", "example java", "java", []string{"-XX:TieredStopAtLevel=1", filepath.Join(examples, "java", "TwofaExample.java")}, true},
+		{"java", "example java", "java", []string{"-XX:TieredStopAtLevel=1", filepath.Join(examples, "java", "TwofaExample.java")}, true, false},
+		{"javascript-no-smtp", "example-javascript-2", "node", []string{filepath.Join(examples, "javascript", "twofa_example.mjs")}, false, true},
+		{"java-no-smtp", "example java 2", "java", []string{"-XX:TieredStopAtLevel=1", filepath.Join(examples, "java", "TwofaExample.java")}, false, true},
 	}
 	// The programs run at once, not as parallel subtests, which go test
 	// runs only as many at a time as there are CPUs: each spends most of
@@ -84,7 +92,11 @@ func TestExamples(t *testing.T) {
 		// CPUs the Java example alone takes 10 s before its 30 s wait.
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		cmd := exec.CommandContext(ctx, r.argv[0], r.argv[1:]...)
-		cmd.Env = append(os.Environ(), "TWOFA_URL="+srv.url, "TWOFA_API_KEY="+key, "TWOFA_USER="+c.user, "TWOFA_EXAMPLE_MAILPIT=")
+		url, key := srv.url, key
+		if c.noSMTP {
+			url, key = plain.url, plainKey
+		}
+		cmd.Env = append(os.Environ(), "TWOFA_URL="+url, "TWOFA_API_KEY="+key, "TWOFA_USER="+c.user, "TWOFA_EXAMPLE_MAILPIT=")
 		if c.mailpit {
 			cmd.Env = append(cmd.Env, "TWOFA_EXAMPLE_MAILPIT="+mp.API)
 		}
@@ -126,8 +138,11 @@ func TestExamples(t *testing.T) {
 				}
 			}
 			want := []string{"a code was sent (challenge chl_", "Set TWOFA_EXAMPLE_MAILPIT to read it from Mailpit"}
-			if c.mailpit {
+			switch {
+			case c.mailpit:
 				want = emailLines
+			case c.noSMTP:
+				want = []string{"/email: HTTP 409 factor_unavailable: email is not available on this server"}
 			}
 			for _, w := range want {
 				if !strings.Contains(out, w) {

@@ -103,6 +103,10 @@ public class TwofaExample {
     static void emailPart(String userPath) throws Exception {
         // 7. Add an email address: a pending device, and a code sent to it.
         Response r = call("POST", userPath + "/email", "{\"address\": " + jsonString(EMAIL) + "}");
+        if (r.status == 409 && r.get("error") instanceof Map<?, ?> e && "factor_unavailable".equals(e.get("reason"))) {
+            System.out.println("7. POST " + userPath + "/email: HTTP 409 factor_unavailable: " + e.get("message"));
+            return;
+        }
         if (r.status != 201) fail("add email: " + r);
         Map<?, ?> device = (Map<?, ?>) r.get("device"), challenge = (Map<?, ?>) r.get("challenge");
         String deviceId = (String) device.get("id"), challengeId = (String) challenge.get("challenge_id");
