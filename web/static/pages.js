@@ -1,6 +1,8 @@
-// Conveniences of twofa's hosted pages: copying the setup key, and
-// downloading or printing backup codes. Every page works without them;
-// their buttons stay hidden until this script shows them.
+// Conveniences of twofa's hosted pages: copying the setup key,
+// downloading or printing backup codes, and the countdown of "Send
+// another code". Every page works without them; their buttons stay hidden
+// until this script shows them, and a resend asked for too soon is
+// refused with the time to wait.
 (function () {
   "use strict";
 
