@@ -345,6 +345,9 @@ func (s *Service) ResendChallenge(ctx context.Context, ref UserRef, id string) (
 	if err != nil {
 		return nil, err
 	}
+	if u.Locked(now) {
+		return nil, LockedError(u.LockedUntil) // no code to a user who cannot type it
+	}
 	d := u.Device(c.DeviceID)
 	if !c.deviceFits(d, now) || d.Kind != KindEmail {
 		return nil, ErrChallengeEnded

@@ -487,3 +487,27 @@ func TestService_ResendAfterEnrollmentExpired(t *testing.T) {
 		}
 	})
 }
+
+func TestService_ResendWhileLocked(t *testing.T) {
+	// A locked user gets no more codes: they could not type them.
+	store, _ := openSQLite(t)
+	f := newFixture(t, store, nil)
+	ctx := context.Background()
+	ref := twofa.UserRef{Tenant: "acme", User: "locked"}
+	_, k, _ := f.enroll(t, ref, "Phone")
+	f.withEmail(t, ref, "locked@example.com")
+	c, err := f.svc.StartChallenge(ctx, ref, twofa.FactorEmail, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		f.svc.Verify(ctx, ref, wrongCode(k, f.clock.Now()))
+	}
+	f.clock.Add(twofa.ResendGap + time.Second) // the first lock (30 s) is over
+	if res, err := f.svc.Verify(ctx, ref, wrongCode(k, f.clock.Now())); err != nil || res.LockedUntil.IsZero() {
+		t.Fatalf("a 6th failure: %+v, %v; want a lock of a minute", res, err)
+	}
+	if _, err := f.svc.ResendChallenge(ctx, ref, c.ID); !errors.Is(err, twofa.ErrLocked) {
+		t.Errorf("a resend while locked: %v; want ErrLocked", err)
+	}
+}

@@ -506,11 +506,18 @@ func (s *server) untilText(t time.Time) string {
 	var in string
 	switch {
 	case d <= time.Minute:
-		in = fmt.Sprintf("%d seconds", max(1, int(d.Seconds())))
+		in = fmt.Sprintf("%d second%s", max(1, int(d.Seconds())), plural(max(1, int(d.Seconds()))))
 	case d < 2*time.Hour:
 		in = fmt.Sprintf("%d minutes", int((d + 59*time.Second).Minutes()))
 	default:
 		return formatWhen(t)
 	}
 	return t.UTC().Format("15:04:05 UTC") + " (in " + in + ")"
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
