@@ -190,6 +190,18 @@ type Outcome struct {
 	// Err, when set, is the attempt's answer, returned by Attempt once the
 	// rest of the outcome is written: a refusal that still counts.
 	Err error
+	// Over, when set, is a limit counted with the outcome that decides
+	// the answer: if its count, this event included, exceeds Max,
+	// Attempt returns Over.Err instead of Err. It lets a limit that only
+	// some outcomes reach (malformed input) cost nothing to the others.
+	Over *OverLimit
+}
+
+// OverLimit is a limit an outcome counts and checks (Outcome.Over).
+type OverLimit struct {
+	Hit LimitHit
+	Max int
+	Err error
 }
 
 // Effect is a change of factor state that an attempt's outcome makes,

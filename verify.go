@@ -146,10 +146,9 @@ type attemptLimits struct {
 	daily     *limit  // the user's rolling failure budget
 	malform   limit   // the user's malformed input
 	judged    []limit // the factor's, on judged attempts
-	peeks     []limit // perIP, daily, malform and judged, in order, when set
+	peeks     []limit // perIP, daily and judged, in order, when set
 	ipPeek    int     // index in peeks, or -1
 	dayPeek   int
-	formPeek  int
 	judgePeek int
 }
 
@@ -173,9 +172,9 @@ func (s *Service) limitsFor(ctx context.Context, ref UserRef, f factorAttempt) *
 		l.dayPeek = len(l.peeks)
 		l.peeks = append(l.peeks, *l.daily)
 	}
+	// The malformed-input limit is counted, and checked, only when the
+	// input is malformed (Outcome.Over): most attempts never pay for it.
 	l.malform = limit{LimitHit{Key: "malformed:" + ref.String(), Window: time.Minute}, "malformed codes", p.MalformedPerMinute}
-	l.formPeek = len(l.peeks)
-	l.peeks = append(l.peeks, l.malform)
 	l.judged = f.limits(s, ref)
 	l.judgePeek = len(l.peeks)
 	l.peeks = append(l.peeks, l.judged...)
@@ -223,10 +222,8 @@ func (s *Service) attempt(ctx context.Context, ref UserRef, f factorAttempt) (*v
 				if !errors.As(err, &me) {
 					return nil, err
 				}
-				if st.Peeks[lim.formPeek] >= lim.malform.max {
-					return nil, lim.malform.refusal(now)
-				}
-				return &Outcome{Failures: st.User.Failures, LockedUntil: st.User.LockedUntil, Hits: []LimitHit{lim.malform.LimitHit}, Err: me.err}, nil
+				return &Outcome{Failures: st.User.Failures, LockedUntil: st.User.LockedUntil, Err: me.err,
+					Over: &OverLimit{Hit: lim.malform.LimitHit, Max: lim.malform.max, Err: lim.malform.refusal(now)}}, nil
 			}
 			u := st.User
 			if u.Locked(now) {

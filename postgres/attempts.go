@@ -159,7 +159,11 @@ func (s *Store) Attempt(ctx context.Context, a twofa.AttemptRequest, check func(
 	// The outcome's counters, the events, the new head and the commit.
 	b = &pgx.Batch{}
 	var sweep bool
-	for _, h := range o.Hits {
+	hits := o.Hits
+	if o.Over != nil {
+		hits = append(hits[:len(hits):len(hits)], o.Over.Hit) // the last one's count decides
+	}
+	for _, h := range hits {
 		if err := queueHit(b, h, a.Now); err != nil {
 			return err
 		}
@@ -171,8 +175,8 @@ func (s *Store) Attempt(ctx context.Context, a twofa.AttemptRequest, check func(
 	}
 	b.Queue("COMMIT")
 	br = conn.SendBatch(ctx, b)
-	for range o.Hits {
-		var n int
+	var n int
+	for range hits {
 		if err = br.QueryRow().Scan(&n); err != nil {
 			break
 		}
@@ -186,6 +190,9 @@ func (s *Store) Attempt(ctx context.Context, a twofa.AttemptRequest, check func(
 		s.sweepLimits(ctx, a.Now)
 	}
 	answer, answered = o.Err, true
+	if o.Over != nil && n > o.Over.Max {
+		answer = o.Over.Err
+	}
 	return answer
 }
 

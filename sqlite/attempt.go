@@ -80,11 +80,21 @@ func (s *Store) Attempt(ctx context.Context, a twofa.AttemptRequest, check func(
 				return err
 			}
 		}
+		answer := o.Err
+		if ov := o.Over; ov != nil {
+			n, err := s.hit(t, ov.Hit, a.Now)
+			if err != nil {
+				return err
+			}
+			if n > ov.Max {
+				answer = ov.Err
+			}
+		}
 		if err := t.appendEvents(o.Events...); err != nil {
 			return err
 		}
-		if o.Err != nil {
-			return commitWith{o.Err}
+		if answer != nil {
+			return commitWith{answer}
 		}
 		return nil
 	})

@@ -231,6 +231,28 @@ func testAttempt(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("OutcomeOver", func(t *testing.T) {
+		// A limit the outcome counts decides the answer once its count,
+		// this event included, exceeds its Max; the outcome is written
+		// either way.
+		s := openStore(t, open)
+		enroll(t, s, alice, "dev_a", now0)
+		under, over := errors.New("under the limit"), errors.New("over the limit")
+		for i, want := range []error{under, under, over, over} {
+			err := s.Attempt(t.Context(), twofa.AttemptRequest{Ref: alice, Now: at}, func(st *twofa.AttemptState) (*twofa.Outcome, error) {
+				return &twofa.Outcome{Err: under, Events: []*twofa.AuditEvent{newEvent(twofa.EventVerifyFailed, alice, "")},
+					Over: &twofa.OverLimit{Hit: twofa.LimitHit{Key: "over", Window: time.Minute}, Max: 2, Err: over}}, nil
+			})
+			if err != want {
+				t.Errorf("attempt %d = %v, want %v", i+1, err, want)
+			}
+		}
+		wantLog(t, s, twofa.EventVerifyFailed, twofa.EventVerifyFailed, twofa.EventVerifyFailed, twofa.EventVerifyFailed)
+		if n, err := s.Hit(t.Context(), "over", time.Minute, at); err != nil || n != 5 {
+			t.Errorf("Hit(over) after 4 attempts = %d, %v; want 5", n, err)
+		}
+	})
+
 	t.Run("ErrNotFound", func(t *testing.T) {
 		s := openStore(t, open)
 		enroll(t, s, alice, "dev_a", now0)
